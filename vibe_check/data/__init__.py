@@ -1,0 +1,21 @@
+"""Data layer: RAVDESS file names, the corpus downloader and generated emotional speech."""
+
+from ._ravdess import (
+    AUDIO_EXTENSIONS,
+    EMOTIONS,
+    SENTIMENT_OF_EMOTION,
+    RavdessInfo,
+    list_audio_files,
+    parse_filename,
+    scan_dataset,
+)
+
+__all__ = [
+    "AUDIO_EXTENSIONS",
+    "EMOTIONS",
+    "SENTIMENT_OF_EMOTION",
+    "RavdessInfo",
+    "list_audio_files",
+    "parse_filename",
+    "scan_dataset",
+]
