@@ -1,0 +1,37 @@
+"""Named acoustic features: prosody, voice quality, energy, timing, spectral, cepstral, mel, chroma."""
+
+from ._config import FEATURE_GROUPS, FEATURE_SET_VERSION, FeatureConfig
+from ._extractor import FeatureExtractor, SignalInfo, describe_features
+from ._functionals import FUNCTIONALS, summarize
+from ._prosody import pitch_track, prosody_features, timing_features, voice_quality_features
+from ._spectral import (
+    cepstral_features,
+    chroma_features,
+    contrast_features,
+    energy_features,
+    mel_features,
+    power_spectrogram,
+    spectral_features,
+)
+
+__all__ = [
+    "FEATURE_GROUPS",
+    "FEATURE_SET_VERSION",
+    "FUNCTIONALS",
+    "FeatureConfig",
+    "FeatureExtractor",
+    "SignalInfo",
+    "cepstral_features",
+    "chroma_features",
+    "contrast_features",
+    "describe_features",
+    "energy_features",
+    "mel_features",
+    "pitch_track",
+    "power_spectrogram",
+    "prosody_features",
+    "spectral_features",
+    "summarize",
+    "timing_features",
+    "voice_quality_features",
+]

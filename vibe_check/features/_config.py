@@ -1,0 +1,102 @@
+"""The feature definition: a small immutable config with a stable hash."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, replace
+
+__all__ = ["FeatureConfig", "FEATURE_GROUPS", "FEATURE_SET_VERSION"]
+
+#: Bumped whenever the code computing a feature changes its values, so that the hash (and every
+#: manifest and bundle keyed on it) changes too.
+FEATURE_SET_VERSION = 1
+
+#: Group name -> what it describes. Order is the column order of the feature vector.
+FEATURE_GROUPS: dict[str, str] = {
+    "prosody": "pitch (F0) level, range and contour from the YIN pitch tracker",
+    "voice_quality": "jitter, shimmer, harmonics-to-noise ratio and voicing strength",
+    "energy": "loudness (RMS level in dB) and its dynamics",
+    "timing": "pauses, voiced segments and a speech-rate proxy",
+    "spectral": "spectral shape: centroid, bandwidth, roll-off, flatness, slope, flux, band ratios, ZCR",
+    "contrast": "spectral contrast (peak-to-valley ratio) in octave bands",
+    "cepstral": "MFCCs and their deltas, over all frames and over voiced/unvoiced frames",
+    "mel": "log energies of mel bands",
+    "chroma": "energy of the 12 pitch classes",
+}
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """What the extractor computes. Immutable, hashable, and identified by :attr:`hash`.
+
+    Parameters
+    ----------
+    sample_rate : int
+        Audio is resampled to this rate before analysis.
+    n_fft, hop_length, win_length : int
+        STFT size, hop and window (samples). The defaults (32 ms FFT, 25 ms window, 10 ms hop at
+        16 kHz) are the usual speech analysis settings.
+    n_mels, n_mfcc : int
+        Mel bands and cepstral coefficients.
+    fmin_f0, fmax_f0 : float
+        Pitch search range in Hz (covers low male to high, excited female speech).
+    trim_top_db : float
+        Leading/trailing silence is anything this far below the loudest frame.
+    groups : tuple of str
+        Feature groups to compute (keys of :data:`FEATURE_GROUPS`).
+
+    Examples
+    --------
+    >>> cfg = FeatureConfig()
+    >>> cfg.hash == FeatureConfig().hash
+    True
+    >>> FeatureConfig(groups=("prosody",)).hash == cfg.hash
+    False
+    """
+
+    sample_rate: int = 16000
+    n_fft: int = 512
+    hop_length: int = 160
+    win_length: int = 400
+    n_mels: int = 40
+    n_mfcc: int = 20
+    fmin_f0: float = 60.0
+    fmax_f0: float = 600.0
+    trim_top_db: float = 35.0
+    groups: tuple[str, ...] = field(default_factory=lambda: tuple(FEATURE_GROUPS))
+
+    def __post_init__(self) -> None:
+        unknown = set(self.groups) - set(FEATURE_GROUPS)
+        if unknown:
+            raise ValueError(f"unknown feature groups {sorted(unknown)}; choose from {list(FEATURE_GROUPS)}")
+        if not self.groups:
+            raise ValueError("at least one feature group is needed")
+        # Keep the canonical order so that the same set of groups always has the same hash.
+        object.__setattr__(self, "groups", tuple(g for g in FEATURE_GROUPS if g in self.groups))
+        if self.win_length > self.n_fft:
+            raise ValueError("win_length must not exceed n_fft")
+        if not 0 < self.fmin_f0 < self.fmax_f0 < self.sample_rate / 2:
+            raise ValueError("need 0 < fmin_f0 < fmax_f0 < sample_rate / 2")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["groups"] = list(self.groups)
+        d["feature_set_version"] = FEATURE_SET_VERSION
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FeatureConfig":
+        d = {k: v for k, v in d.items() if k != "feature_set_version"}
+        if "groups" in d:
+            d["groups"] = tuple(d["groups"])
+        return cls(**d)
+
+    @property
+    def hash(self) -> str:
+        """First 16 hex digits of the SHA-256 of the canonical JSON form (with the code version)."""
+        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def replace(self, **changes) -> "FeatureConfig":
+        return replace(self, **changes)

@@ -1,0 +1,73 @@
+"""Parallel feature extraction with joblib (any joblib backend, including dask's)."""
+
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import numpy as np
+from joblib import Parallel, delayed, parallel_config
+from tqdm.auto import tqdm
+
+from ..exceptions import VibeCheckError
+
+__all__ = ["extract_many", "extract_one"]
+
+
+def extract_one(extractor, path: str) -> tuple[str, np.ndarray | None, str | None]:
+    """Extract one file; a failure is returned as a message instead of raised, so a batch goes on."""
+    try:
+        return path, extractor.extract_file(path), None
+    except VibeCheckError as exc:
+        return path, None, f"{type(exc).__name__}: {exc}"
+    except Exception as exc:  # a bug or an unexpected decoder failure must not kill a 1,000-file run
+        return path, None, f"{type(exc).__name__}: {exc}"
+
+
+def extract_many(
+    extractor,
+    paths: Sequence[str | os.PathLike],
+    *,
+    n_jobs: int = 1,
+    backend: str | None = None,
+    progress: bool = False,
+    batch_size: int | str = "auto",
+):
+    """Run :func:`extract_one` over ``paths``; returns ``({path: vector}, {path: error})``."""
+    paths = [str(p) for p in paths]
+    rows: dict[str, np.ndarray] = {}
+    failures: dict[str, str] = {}
+    if not paths:
+        return rows, failures
+    bar = tqdm(total=len(paths), desc="features", unit="file", disable=not progress)
+    if n_jobs == 1 and backend is None:
+        results = (extract_one(extractor, p) for p in paths)
+    else:
+        with parallel_config(backend=backend) if backend else _nullcontext():
+            results = Parallel(n_jobs=n_jobs, return_as="generator", batch_size=batch_size)(
+                delayed(extract_one)(extractor, p) for p in paths
+            )
+            results = list(_consume(results, bar, rows, failures))
+            bar.close()
+            return rows, failures
+    list(_consume(results, bar, rows, failures))
+    bar.close()
+    return rows, failures
+
+
+def _consume(results, bar, rows, failures):
+    for path, vec, err in results:
+        if err is None:
+            rows[path] = vec
+        else:
+            failures[path] = err
+        bar.update(1)
+        yield path
+
+
+class _nullcontext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
