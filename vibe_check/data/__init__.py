@@ -1,5 +1,6 @@
 """Data layer: RAVDESS file names, the corpus downloader and generated emotional speech."""
 
+from ._download import DEFAULT_MD5, DEFAULT_URL, fetch_ravdess
 from ._ravdess import (
     AUDIO_EXTENSIONS,
     EMOTIONS,
@@ -11,6 +12,9 @@ from ._ravdess import (
 )
 
 __all__ = [
+    "DEFAULT_MD5",
+    "DEFAULT_URL",
+    "fetch_ravdess",
     "AUDIO_EXTENSIONS",
     "EMOTIONS",
     "SENTIMENT_OF_EMOTION",
