@@ -10,6 +10,15 @@ from ._ravdess import (
     parse_filename,
     scan_dataset,
 )
+from ._synthetic import (
+    SyntheticSpeaker,
+    generate_corpus,
+    make_noise,
+    make_speakers,
+    make_tone,
+    synthesize_utterance,
+    write_audio,
+)
 
 __all__ = [
     "DEFAULT_MD5",
@@ -22,4 +31,11 @@ __all__ = [
     "list_audio_files",
     "parse_filename",
     "scan_dataset",
+    "SyntheticSpeaker",
+    "generate_corpus",
+    "make_noise",
+    "make_speakers",
+    "make_tone",
+    "synthesize_utterance",
+    "write_audio",
 ]
