@@ -1,0 +1,54 @@
+"""The ``vibe-check`` command line: one subcommand per stage, each defined next to its stage.
+
+Subcommands are imported only when used, so ``vibe-check --help`` starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from ._version import __version__
+
+# name -> (module, function adding the arguments, function running the command, one-line help)
+COMMANDS: dict[str, tuple[str, str, str, str]] = {
+    "download": ("vibe_check.data._download", "add_download_arguments", "run_download",
+                 "download RAVDESS (or use a local zip / folder)"),
+    "features": ("vibe_check.features._cli", "add_features_arguments", "run_features",
+                 "extract named features into a Parquet manifest"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vibe-check",
+        description="Explainable speech emotion recognition with classical machine learning.",
+    )
+    parser.add_argument("--version", action="version", version=f"vibe-check {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, add_args, _run, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        getattr(importlib.import_module(module), add_args)(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if not args.command:
+        parser.print_help()
+        return 2
+    module, _add, run, _help = COMMANDS[args.command]
+    try:
+        return int(getattr(importlib.import_module(module), run)(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted; finished work is kept and the next run resumes", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
