@@ -3,7 +3,7 @@
 from ._config import FEATURE_GROUPS, FEATURE_SET_VERSION, FeatureConfig
 from ._extractor import FeatureExtractor, SignalInfo, describe_features
 from ._functionals import FUNCTIONALS, summarize
-from ._manifest import METADATA_COLUMNS, build_manifest, feature_columns, file_sha256, load_manifest, write_manifest
+from ._manifest import METADATA_COLUMNS, build_manifest, feature_columns, file_sha256, load_manifest, manifest_errors, write_manifest
 from ._prosody import pitch_track, prosody_features, timing_features, voice_quality_features
 from ._spectral import (
     cepstral_features,
@@ -25,6 +25,7 @@ __all__ = [
     "feature_columns",
     "file_sha256",
     "load_manifest",
+    "manifest_errors",
     "write_manifest",
     "FeatureExtractor",
     "SignalInfo",

@@ -22,7 +22,7 @@ def add_features_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_features(args: argparse.Namespace) -> int:
-    from . import FeatureExtractor, build_manifest
+    from . import FeatureExtractor, build_manifest, manifest_errors
 
     if args.describe:
         FeatureExtractor().describe().to_csv(sys.stdout, index=False)
@@ -41,7 +41,7 @@ def run_features(args: argparse.Namespace) -> int:
     except VibeCheckError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    errors = df.attrs["errors"]
+    errors = manifest_errors(df)
     print(f"wrote {Path(args.out)}: {len(df)} files x {len(df.attrs['feature_names'])} features (definition {df.attrs['feature_hash']})")
     if len(errors):
         print(f"{len(errors)} file(s) skipped, reasons in {Path(args.out).with_suffix('.errors.csv')}:", file=sys.stderr)

@@ -28,7 +28,7 @@ from ._config import FeatureConfig
 from ._extractor import FeatureExtractor
 from ._parallel import extract_many
 
-__all__ = ["build_manifest", "load_manifest", "feature_columns", "METADATA_COLUMNS", "file_sha256"]
+__all__ = ["build_manifest", "load_manifest", "feature_columns", "METADATA_COLUMNS", "file_sha256", "manifest_errors", "write_manifest"]
 
 log = logging.getLogger(__name__)
 
@@ -140,8 +140,8 @@ def build_manifest(
     -------
     DataFrame
         One row per file that worked: metadata columns then feature columns. ``df.attrs`` holds
-        ``feature_names``, ``feature_config``, ``feature_hash`` and ``errors`` (a DataFrame of
-        ``path``, ``reason``).
+        ``feature_names``, ``feature_config``, ``feature_hash`` and ``errors`` (records of
+        ``path``, ``reason``; :func:`manifest_errors` gives them as a DataFrame).
 
     Examples
     --------
@@ -205,7 +205,14 @@ def build_manifest(
 
 
 def _set_attrs(df: pd.DataFrame, cfg: FeatureConfig, names: list[str], errors: pd.DataFrame) -> None:
-    df.attrs.update(feature_names=list(names), feature_config=cfg.to_dict(), feature_hash=cfg.hash, errors=errors)
+    # attrs hold plain Python values only: pandas compares attrs when combining frames.
+    df.attrs.update(feature_names=list(names), feature_config=cfg.to_dict(), feature_hash=cfg.hash,
+                    errors=errors.to_dict("records"))
+
+
+def manifest_errors(df: pd.DataFrame) -> pd.DataFrame:
+    """The files that could not be used when ``df`` was built: ``path`` and ``reason``."""
+    return pd.DataFrame(df.attrs.get("errors", []), columns=["path", "reason"])
 
 
 def write_manifest(df: pd.DataFrame, path: str | os.PathLike) -> None:
@@ -222,9 +229,9 @@ def write_manifest(df: pd.DataFrame, path: str | os.PathLike) -> None:
     }
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), _META_KEY: json.dumps(info).encode()})
     _atomic_write_table(table, path)
-    errors = df.attrs.get("errors")
+    errors = manifest_errors(df)
     err_path = path.with_suffix(".errors.csv")
-    if errors is not None and len(errors):
+    if len(errors):
         errors.to_csv(err_path, index=False)
     elif err_path.exists():
         err_path.unlink()

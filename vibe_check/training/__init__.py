@@ -1,0 +1,25 @@
+"""Training: speaker-independent cross-validation, honest metrics, model selection, bundles."""
+
+from ._cv import check_speaker_independent, speaker_folds
+from ._metrics import classification_metrics, expected_calibration_error, reliability_curve, summarize_folds
+from ._models import BASE_MODELS, MODEL_NAMES, make_ensemble, make_model
+from ._train import SELECTION_RULE, TASKS, EmotionTrainer, drift_reference, label_mapping, labels_for_task
+
+__all__ = [
+    "BASE_MODELS",
+    "MODEL_NAMES",
+    "SELECTION_RULE",
+    "TASKS",
+    "EmotionTrainer",
+    "check_speaker_independent",
+    "classification_metrics",
+    "drift_reference",
+    "expected_calibration_error",
+    "label_mapping",
+    "labels_for_task",
+    "make_ensemble",
+    "make_model",
+    "reliability_curve",
+    "speaker_folds",
+    "summarize_folds",
+]

@@ -1,0 +1,92 @@
+"""The model zoo: every model is a scikit-learn Pipeline (scaler + classifier).
+
+Defaults were chosen by speaker-independent 5-fold cross-validation on the RAVDESS copy in
+``../shared`` (see the training issue's closing note and ``benchmarks/bench_training.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from sklearn.base import clone
+from sklearn.ensemble import (
+    GradientBoostingClassifier,
+    HistGradientBoostingClassifier,
+    RandomForestClassifier,
+    VotingClassifier,
+)
+from sklearn.frozen import FrozenEstimator
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+__all__ = ["MODEL_NAMES", "BASE_MODELS", "make_model", "make_ensemble", "model_label"]
+
+#: Models trained by default, and the ensemble built from them.
+BASE_MODELS = ("logreg", "random_forest", "hist_gb")
+MODEL_NAMES = (*BASE_MODELS, "gradient_boosting", "ensemble")
+
+_LABELS = {
+    "logreg": "Logistic regression",
+    "random_forest": "Random forest",
+    "hist_gb": "Histogram gradient boosting",
+    "gradient_boosting": "Gradient boosting (classic)",
+    "ensemble": "Soft-voting ensemble",
+}
+
+
+def model_label(name: str) -> str:
+    return _LABELS.get(name, name)
+
+
+def make_model(name: str, *, random_state: int = 0, n_jobs: int = 1) -> Pipeline:
+    """An unfitted pipeline ``StandardScaler -> classifier`` for ``name``.
+
+    Every classifier weights classes by inverse frequency (``class_weight="balanced"``). The
+    scaler is in every pipeline, trees included, so that every bundle has the same shape and the
+    linear model and SHAP's LinearExplainer see standardised features.
+
+    Examples
+    --------
+    >>> make_model("logreg").steps[-1][0]
+    'model'
+    """
+    if name == "logreg":
+        clf = LogisticRegression(C=0.1, max_iter=2000, class_weight="balanced", random_state=random_state)
+    elif name == "random_forest":
+        clf = RandomForestClassifier(
+            n_estimators=300, min_samples_leaf=2, class_weight="balanced_subsample",
+            n_jobs=n_jobs, random_state=random_state,
+        )
+    elif name == "hist_gb":
+        # Feature subsampling (max_features) and coarse bins keep 8-class boosting on ~570
+        # features within seconds; shap's TreeExplainer supports this model for multiclass.
+        clf = HistGradientBoostingClassifier(
+            max_iter=150, learning_rate=0.1, max_leaf_nodes=8, max_features=0.2, max_bins=64,
+            l2_regularization=1.0, early_stopping=False, class_weight="balanced", random_state=random_state,
+        )
+    elif name == "gradient_boosting":
+        # Offered for comparison only: slow, no class weights, and shap cannot explain it for >2 classes.
+        clf = GradientBoostingClassifier(n_estimators=100, max_depth=3, subsample=0.8, max_features=0.2, random_state=random_state)
+    elif name == "ensemble":
+        return make_ensemble([make_model(m, random_state=random_state, n_jobs=n_jobs) for m in BASE_MODELS], BASE_MODELS)
+    else:
+        raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODEL_NAMES)}")
+    return Pipeline([("scaler", StandardScaler()), ("model", clf)])
+
+
+def make_ensemble(members: Sequence[Pipeline], names: Sequence[str], *, prefit: bool = False) -> VotingClassifier:
+    """Soft voting (mean of class probabilities) over member pipelines.
+
+    With ``prefit=True`` the members are already fitted and are wrapped in
+    :class:`~sklearn.frozen.FrozenEstimator`, so fitting the ensemble only records the classes
+    and never refits (or leaks into) its members.
+    """
+    estimators = [(n, FrozenEstimator(m) if prefit else clone(m)) for n, m in zip(names, members)]
+    return VotingClassifier(estimators, voting="soft")
+
+
+def soft_vote(probas: Sequence[np.ndarray]) -> np.ndarray:
+    """Equal-weight mean of probability matrices: the ensemble's output from its members' outputs."""
+    return np.mean(np.stack(probas), axis=0)

@@ -1,0 +1,371 @@
+"""Training: speaker-independent cross-validation of every model, selection, refit and bundles."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from joblib import Parallel, delayed
+from sklearn.base import BaseEstimator, clone
+from sklearn.preprocessing import LabelEncoder
+from tqdm.auto import tqdm
+
+from ..data import EMOTIONS, SENTIMENT_OF_EMOTION
+from ..features import FeatureConfig, feature_columns
+from ..models._bundle import library_versions, save_bundle
+from ._cv import FoldResult, check_speaker_independent, fit_predict_fold, speaker_folds
+from ._metrics import classification_metrics, summarize_folds
+from ._models import BASE_MODELS, MODEL_NAMES, make_ensemble, make_model, model_label, soft_vote
+
+__all__ = ["EmotionTrainer", "TASKS", "labels_for_task", "SELECTION_RULE", "drift_reference"]
+
+log = logging.getLogger(__name__)
+
+TASKS = ("emotion", "sentiment")
+SELECTION_RULE = (
+    "highest mean macro-F1 over the speaker-independent folds; ties (within 0.001) go to the "
+    "lower standard deviation, then to the simpler model in the order logreg, random_forest, "
+    "hist_gb, gradient_boosting, ensemble"
+)
+DEFAULT_MODELS = (*BASE_MODELS, "ensemble")
+BACKGROUND_ROWS = 100  # training rows kept in a bundle as SHAP background data
+DRIFT_BINS = 10
+
+
+def labels_for_task(emotions: Sequence[str], task: str) -> np.ndarray:
+    """Labels for ``task``: the emotion itself, or its sentiment (see ``SENTIMENT_OF_EMOTION``)."""
+    emotions = np.asarray(emotions, dtype=object)
+    if task == "emotion":
+        return emotions
+    if task == "sentiment":
+        unknown = set(emotions) - set(SENTIMENT_OF_EMOTION)
+        if unknown:
+            raise ValueError(f"no sentiment mapping for {sorted(unknown)}")
+        return np.array([SENTIMENT_OF_EMOTION[e] for e in emotions], dtype=object)
+    raise ValueError(f"unknown task {task!r}; choose from {TASKS}")
+
+
+def label_mapping(task: str) -> dict[str, str]:
+    """Emotion -> label of ``task`` (identity for ``emotion``)."""
+    return {e: (e if task == "emotion" else SENTIMENT_OF_EMOTION[e]) for e in EMOTIONS.values()}
+
+
+def drift_reference(X: np.ndarray, *, n_bins: int = DRIFT_BINS) -> dict[str, np.ndarray]:
+    """Per-feature quantile bin edges (inner edges) and the training share in each bin.
+
+    Edges are the 1/n .. (n-1)/n quantiles; proportions are the fraction of training rows falling
+    in each of the ``n_bins`` bins (ties can make them unequal). Used for drift (PSI) at serving time.
+    """
+    qs = np.linspace(0, 1, n_bins + 1)[1:-1]
+    edges = np.quantile(X, qs, axis=0).T  # (n_features, n_bins - 1)
+    props = np.empty((X.shape[1], n_bins))
+    for j in range(X.shape[1]):
+        idx = np.searchsorted(edges[j], X[:, j], side="right")
+        props[j] = np.bincount(idx, minlength=n_bins) / X.shape[0]
+    return {"edges": edges.astype(np.float32), "proportions": props.astype(np.float32)}
+
+
+@dataclass
+class ModelCV:
+    """Cross-validation record of one model."""
+
+    name: str
+    fold_metrics: list[dict]
+    summary: dict
+    oof: pd.DataFrame
+    fit_seconds: list[float]
+    predict_seconds: list[float]
+
+    def scalar(self, metric: str) -> tuple[float, float]:
+        s = self.summary[metric]
+        return s["mean"], s["std"]
+
+
+def _fit_job(name, estimator, X, y, train, test, n_classes, fold, groups):
+    result, _ = fit_predict_fold(estimator, X, y, train, test, n_classes=n_classes, fold=fold, groups=groups)
+    return name, result
+
+
+def _refit_job(name, estimator, X, y):
+    t0 = time.perf_counter()
+    model = clone(estimator).fit(X, y)
+    return name, model, time.perf_counter() - t0
+
+
+class EmotionTrainer(BaseEstimator):
+    """Cross-validate models speaker-independently, pick the best, refit on all data, save bundles.
+
+    Parameters
+    ----------
+    task : {"emotion", "sentiment"}
+        Eight RAVDESS emotions, or three sentiment classes (positive = happy, surprised;
+        neutral = neutral, calm; negative = sad, angry, fearful, disgust).
+    models : sequence of str
+        Names from :data:`~vibe_check.training.MODEL_NAMES`; ``"ensemble"`` soft-votes the
+        base models that are also listed (all three base models when none is).
+    n_splits : int
+        Speaker-grouped folds.
+    random_state : int
+        Seed for the folds and every model.
+    n_jobs : int
+        Parallel fits (joblib).
+    cv : iterable of (train, test) index pairs, optional
+        Custom folds; refused with :class:`~vibe_check.exceptions.LeakageError` if a speaker is on
+        both sides of any fold.
+    progress : bool
+        Show a progress bar.
+
+    Attributes
+    ----------
+    classes_ : ndarray
+        Class labels.
+    label_encoder_ : LabelEncoder
+    cv_results_ : dict of str -> ModelCV
+        Per-fold metrics, summary (mean/std), out-of-fold predictions and timings.
+    best_model_ : str
+        Chosen by :data:`SELECTION_RULE`.
+    estimators_ : dict of str -> fitted pipeline
+        Every model refit on all the data.
+    folds_ : list of (train, test)
+    feature_names_in_ : list of str
+
+    Examples
+    --------
+    >>> from vibe_check.features import load_manifest
+    >>> trainer = EmotionTrainer(n_jobs=2).fit(load_manifest("data/manifest.parquet"))  # doctest: +SKIP
+    >>> trainer.metrics_table()  # doctest: +SKIP
+    >>> trainer.save_bundles("models/custom")  # doctest: +SKIP
+    """
+
+    def __init__(self, *, task: str = "emotion", models: Sequence[str] = DEFAULT_MODELS, n_splits: int = 5,
+                 random_state: int = 0, n_jobs: int = 1, cv=None, progress: bool = False):
+        self.task = task
+        self.models = models
+        self.n_splits = n_splits
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.cv = cv
+        self.progress = progress
+
+    # -- fitting ------------------------------------------------------------------------------
+    def _model_plan(self) -> tuple[list[str], bool]:
+        names = list(dict.fromkeys(self.models))
+        unknown = [m for m in names if m not in MODEL_NAMES]
+        if unknown:
+            raise ValueError(f"unknown model(s) {unknown}; choose from {', '.join(MODEL_NAMES)}")
+        want_ensemble = "ensemble" in names
+        base = [m for m in names if m != "ensemble"]
+        if want_ensemble and len([m for m in base if m in BASE_MODELS]) < 2:
+            base = list(dict.fromkeys([*base, *BASE_MODELS]))
+        return base, want_ensemble
+
+    def fit(self, manifest: pd.DataFrame, y=None) -> "EmotionTrainer":
+        """Cross-validate and refit on a feature manifest (see :func:`~vibe_check.features.build_manifest`)."""
+        if self.task not in TASKS:
+            raise ValueError(f"unknown task {self.task!r}; choose from {TASKS}")
+        started = time.perf_counter()
+        self.feature_names_in_ = feature_columns(manifest)
+        self.feature_config_ = manifest.attrs.get("feature_config") or FeatureConfig().to_dict()
+        self.feature_hash_ = manifest.attrs.get("feature_hash") or FeatureConfig.from_dict(self.feature_config_).hash
+        X = manifest[self.feature_names_in_].to_numpy(dtype=np.float64)
+        if not np.isfinite(X).all():
+            raise ValueError("the manifest holds NaN or infinite features; rebuild it")
+        labels = labels_for_task(manifest["emotion"].to_numpy(dtype=object), self.task)
+        groups = manifest["actor"].to_numpy()
+        gender = manifest["gender"].to_numpy(dtype=object) if "gender" in manifest else None
+        self.label_encoder_ = LabelEncoder().fit(labels)
+        self.classes_ = self.label_encoder_.classes_
+        y_enc = self.label_encoder_.transform(labels)
+        n_classes = len(self.classes_)
+
+        if self.cv is not None:
+            folds = [(np.asarray(tr), np.asarray(te)) for tr, te in (self.cv.split(X, y_enc, groups) if hasattr(self.cv, "split") else self.cv)]
+            check_speaker_independent(folds, groups)
+        else:
+            folds = speaker_folds(y_enc, groups, n_splits=self.n_splits, random_state=self.random_state)
+        self.folds_ = folds
+        base, want_ensemble = self._model_plan()
+        estimators = {m: make_model(m, random_state=self.random_state, n_jobs=1) for m in base}
+
+        jobs = [(name, est, fold, tr, te) for fold, (tr, te) in enumerate(folds) for name, est in estimators.items()]
+        bar = tqdm(total=len(jobs) + len(base), desc="training", unit="fit", disable=not self.progress)
+        results: dict[str, list[FoldResult]] = {m: [None] * len(folds) for m in base}
+        par = Parallel(n_jobs=self.n_jobs, return_as="generator_unordered")
+        for name, res in par(delayed(_fit_job)(n, e, X, y_enc, tr, te, n_classes, f, groups) for n, e, f, tr, te in jobs):
+            results[name][res.fold] = res
+            bar.update(1)
+
+        self.cv_results_ = {}
+        meta_cols = [c for c in ("path", "file", "actor", "gender", "emotion", "intensity", "statement") if c in manifest]
+        for name in base:
+            self.cv_results_[name] = self._score(name, results[name], y_enc, groups, gender, manifest[meta_cols])
+        if want_ensemble:
+            members = [m for m in base if m in BASE_MODELS]
+            ens = [FoldResult(f, results[members[0]][f].test_index, soft_vote([results[m][f].proba for m in members]),
+                              sum(results[m][f].fit_seconds for m in members),
+                              sum(results[m][f].predict_seconds for m in members),
+                              results[members[0]][f].test_actors) for f in range(len(folds))]
+            self.cv_results_["ensemble"] = self._score("ensemble", ens, y_enc, groups, gender, manifest[meta_cols])
+            self.ensemble_members_ = members
+
+        self.best_model_ = self._select()
+        # Refit every base model on all data; the ensemble reuses the refit members unchanged.
+        self.estimators_ = {}
+        self.refit_seconds_ = {}
+        for name, model, secs in Parallel(n_jobs=self.n_jobs, return_as="generator_unordered")(
+            delayed(_refit_job)(n, e, X, y_enc) for n, e in estimators.items()
+        ):
+            self.estimators_[name] = model
+            self.refit_seconds_[name] = secs
+            bar.update(1)
+        bar.close()
+        if want_ensemble:
+            members = [self.estimators_[m] for m in self.ensemble_members_]
+            self.estimators_["ensemble"] = make_ensemble(members, self.ensemble_members_, prefit=True).fit(X, y_enc)
+            self.refit_seconds_["ensemble"] = sum(self.refit_seconds_[m] for m in self.ensemble_members_)
+        self.estimators_ = {m: self.estimators_[m] for m in self.cv_results_}  # report order
+
+        self.data_summary_ = {
+            "n_files": int(len(manifest)),
+            "actors": sorted(int(a) for a in np.unique(groups)),
+            "class_counts": {str(c): int((labels == c).sum()) for c in self.classes_},
+            "gender_counts": {str(g): int((gender == g).sum()) for g in np.unique(gender)} if gender is not None else {},
+        }
+        self._X_train = X
+        self._y_train = y_enc
+        self.fit_seconds_ = time.perf_counter() - started
+        return self
+
+    def _score(self, name, fold_results, y, groups, gender, meta) -> ModelCV:
+        fold_metrics, oof_parts = [], []
+        for r in fold_results:
+            te = r.test_index
+            m = classification_metrics(y[te], r.proba, self.classes_,
+                                       gender=None if gender is None else gender[te], actor=groups[te])
+            m.update(fold=r.fold, test_actors=r.test_actors, fit_seconds=r.fit_seconds, predict_seconds=r.predict_seconds)
+            fold_metrics.append(m)
+            part = meta.iloc[te].reset_index(drop=True).copy()
+            part["fold"] = r.fold
+            part["y_true"] = self.classes_[y[te]]
+            part["y_pred"] = self.classes_[r.proba.argmax(axis=1)]
+            part["confidence"] = r.proba.max(axis=1)
+            for j, c in enumerate(self.classes_):
+                part[f"proba_{c}"] = r.proba[:, j]
+            oof_parts.append(part)
+        return ModelCV(name, fold_metrics, summarize_folds(fold_metrics, self.classes_), pd.concat(oof_parts, ignore_index=True),
+                       [r.fit_seconds for r in fold_results], [r.predict_seconds for r in fold_results])
+
+    def _select(self) -> str:
+        order = {m: i for i, m in enumerate(MODEL_NAMES)}
+        ranked = sorted(self.cv_results_.values(), key=lambda r: (-round(r.scalar("macro_f1")[0], 3), r.scalar("macro_f1")[1], order[r.name]))
+        return ranked[0].name
+
+    # -- reporting ----------------------------------------------------------------------------
+    def metrics_table(self) -> pd.DataFrame:
+        """One row per model: mean and std over folds of the headline metrics, and timings."""
+        rows = []
+        for name, r in self.cv_results_.items():
+            row = {"model": name}
+            for metric in ("macro_f1", "uar", "accuracy", "log_loss", "ece", "gender_gap"):
+                if metric in r.summary:
+                    row[f"{metric}_mean"], row[f"{metric}_std"] = r.scalar(metric)
+            row["fit_seconds_per_fold"] = float(np.mean(r.fit_seconds))
+            row["predict_ms_per_clip"] = 1000 * float(np.sum(r.predict_seconds)) / max(1, len(r.oof))
+            row["best"] = name == self.best_model_
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def format_table(self) -> str:
+        """The metrics table as aligned text (mean +- std over folds)."""
+        lines = [f"{'model':<15} {'macro-F1':>15} {'UAR':>15} {'accuracy':>15} {'ECE':>7} {'gender gap':>10} {'fit s/fold':>10}"]
+        for _, row in self.metrics_table().iterrows():
+            pm = lambda m: f"{row[m + '_mean']:.3f} ± {row[m + '_std']:.3f}"
+            mark = " *" if row["best"] else ""
+            lines.append(f"{row['model']:<15} {pm('macro_f1'):>15} {pm('uar'):>15} {pm('accuracy'):>15} "
+                         f"{row['ece_mean']:>7.3f} {row.get('gender_gap_mean', float('nan')):>10.3f} {row['fit_seconds_per_fold']:>10.1f}{mark}")
+        lines.append(f"* chosen: {self.best_model_} ({SELECTION_RULE.split(';')[0]})")
+        return "\n".join(lines)
+
+    # -- bundles ------------------------------------------------------------------------------
+    def bundle_metadata(self, name: str, *, command: str | None = None) -> dict:
+        r = self.cv_results_[name]
+        est = self.estimators_[name]
+        final = est.steps[-1][1] if hasattr(est, "steps") else est
+        return {
+            "model_name": name,
+            "model_label": model_label(name),
+            "model_type": type(final).__name__,
+            "task": self.task,
+            "classes": [str(c) for c in self.classes_],
+            "label_mapping": label_mapping(self.task),
+            "feature_names": list(self.feature_names_in_),
+            "feature_config": self.feature_config_,
+            "feature_hash": self.feature_hash_,
+            "cv": {
+                "protocol": f"{len(self.folds_)}-fold speaker-independent (StratifiedGroupKFold on actor)",
+                "random_state": self.random_state,
+                "fold_actors": [sorted(set(int(a) for a in m["test_actors"])) for m in r.fold_metrics],
+                "summary": r.summary,
+                "folds": [{k: v for k, v in m.items() if k not in ("per_actor",)} for m in r.fold_metrics],
+                "fit_seconds": r.fit_seconds,
+            },
+            "selection_rule": SELECTION_RULE,
+            "is_best": name == self.best_model_,
+            "ensemble_members": list(getattr(self, "ensemble_members_", [])) if name == "ensemble" else [],
+            "data_summary": self.data_summary_,
+            "random_seed": self.random_state,
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "command": command or " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+            "versions": library_versions(),
+        }
+
+    def bundle_extra(self) -> dict:
+        """Arrays that go into every bundle: SHAP background rows, feature statistics, drift reference."""
+        rng = np.random.default_rng(self.random_state)
+        X, y = self._X_train, self._y_train
+        # Stratified background sample: the same share of each class as in training.
+        take = []
+        for c in np.unique(y):
+            idx = np.flatnonzero(y == c)
+            k = max(1, int(round(BACKGROUND_ROWS * idx.size / y.size)))
+            take.extend(rng.choice(idx, size=min(k, idx.size), replace=False).tolist())
+        q25, median, q75 = np.percentile(X, [25, 50, 75], axis=0)
+        return {
+            "background": X[np.sort(take)].astype(np.float32),
+            "background_labels": y[np.sort(take)],
+            "feature_median": median, "feature_q25": q25, "feature_q75": q75,
+            "feature_mean": X.mean(axis=0), "feature_std": X.std(axis=0),
+            "drift_reference": drift_reference(X),
+        }
+
+    def save_bundles(self, output_dir: str | os.PathLike = "models/custom", *, formats: Sequence[str] = ("pkl",),
+                     command: str | None = None) -> dict[str, Path]:
+        """Write ``<model>_<task>_model.<ext>`` for every model and ``best_<task>_model.<ext>``.
+
+        Returns the paths written, keyed by model name (and ``"best"``).
+        """
+        out = Path(output_dir)
+        extra = self.bundle_extra()
+        written: dict[str, Path] = {}
+        for fmt in formats:
+            if fmt not in ("pkl", "skops"):
+                raise ValueError(f"unknown bundle format {fmt!r}; choose pkl or skops")
+            for name, est in self.estimators_.items():
+                meta = self.bundle_metadata(name, command=command)
+                targets = [out / f"{name}_{self.task}_model.{fmt}"]
+                if name == self.best_model_:
+                    targets.append(out / f"best_{self.task}_model.{fmt}")
+                for target in targets:
+                    save_bundle(target, pipeline=est, label_encoder=self.label_encoder_, metadata=meta, extra=extra)
+                    key = "best" if target.name.startswith("best_") else name
+                    written[key if fmt == "pkl" else f"{key}.{fmt}"] = target
+        self.bundles_ = written
+        return written
