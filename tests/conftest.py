@@ -30,3 +30,35 @@ def synthetic_corpus(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("synthetic_corpus")
     generate_corpus(root, n_speakers=3, takes=1, seed=0)
     return root
+
+
+@pytest.fixture(scope="session")
+def trained_models(tmp_path_factory) -> dict:
+    """Bundles trained on a generated corpus (6 actors x 8 emotions), shared by the inference,
+    explanation and serving tests.
+
+    Returns a dict with ``dir`` (bundles in ``.pkl`` and ``.skops``), ``best`` (path of
+    ``best_emotion_model.pkl``), ``paths`` (model name -> ``.pkl``), ``corpus`` (the audio folder),
+    ``manifest`` (the feature manifest) and ``trainer`` (the fitted EmotionTrainer).
+    Tests must not modify these files: copy them first.
+    """
+    from vibe_check.features import build_manifest
+    from vibe_check.training import EmotionTrainer
+
+    root = tmp_path_factory.mktemp("trained")
+    corpus = root / "corpus"
+    generate_corpus(corpus, n_speakers=6, takes=1, seed=1)
+    manifest = build_manifest(corpus, root / "manifest.parquet", progress=False)
+    # Smaller forests and fewer boosting rounds than the defaults keep the fixture at a few seconds.
+    small = {"random_forest": {"model__n_estimators": 60}, "hist_gb": {"model__max_iter": 25}}
+    trainer = EmotionTrainer(n_splits=3, random_state=0, model_params=small).fit(manifest)
+    out = root / "models"
+    written = trainer.save_bundles(out, formats=("pkl", "skops"), command="pytest fixture")
+    return {
+        "dir": out,
+        "best": written["best"],
+        "paths": {k: v for k, v in written.items() if not k.endswith(".skops") and k != "best"},
+        "corpus": corpus,
+        "manifest": manifest,
+        "trainer": trainer,
+    }

@@ -265,6 +265,5 @@ def test_cli_describe_prints_the_feature_table(tmp_path, capsys):
     pd.testing.assert_frame_equal(printed, describe_features())
 
 
-@pytest.mark.xfail(strict=True, raises=SystemExit, reason="bug: --data-dir is required even with --describe (features/_cli.py)")
 def test_cli_describe_needs_no_data_dir(capsys):
     assert main(["features", "--describe"]) == 0

@@ -12,7 +12,7 @@ __all__ = ["add_features_arguments", "run_features"]
 
 
 def add_features_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-dir", required=True, help="folder of audio files (RAVDESS-named)")
+    parser.add_argument("--data-dir", help="folder of audio files (RAVDESS-named); required unless --describe")
     parser.add_argument("--out", default="data/manifest.parquet", help="manifest path (default: %(default)s)")
     parser.add_argument("--n-jobs", type=int, default=1, help="parallel workers (default: %(default)s)")
     parser.add_argument("--scheduler", help="Dask scheduler address (tcp://host:8786) to extract on a cluster")
@@ -27,6 +27,9 @@ def run_features(args: argparse.Namespace) -> int:
     if args.describe:
         FeatureExtractor().describe().to_csv(sys.stdout, index=False)
         return 0
+    if not args.data_dir:
+        print("error: --data-dir is required (a folder of RAVDESS-named audio files)", file=sys.stderr)
+        return 2
     try:
         if args.scheduler:
             try:

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from joblib import effective_n_jobs
 from tqdm.auto import tqdm
 
 from ..data import RavdessInfo, list_audio_files, parse_filename
@@ -178,9 +179,10 @@ def build_manifest(
             todo[key] = str(p)
     log.info("%d files, %d cached, %d to extract", len(entries), len(entries) - len(todo), len(todo))
     items = list(todo.items())
+    step = CHUNK * max(1, effective_n_jobs(n_jobs) if backend is None else (os.cpu_count() or 1) if n_jobs < 0 else n_jobs)
     with tqdm(total=len(items), desc="features", unit="file", disable=not progress or not items) as bar:
-        for start in range(0, len(items), CHUNK * max(1, n_jobs)):
-            chunk = items[start : start + CHUNK * max(1, n_jobs)]
+        for start in range(0, len(items), step):
+            chunk = items[start : start + step]
             rows, failures = extract_many(extractor, [p for _, p in chunk], n_jobs=n_jobs, backend=backend)
             cache.add({key: (rows.get(p), failures.get(p)) for key, p in chunk})
             bar.update(len(chunk))

@@ -72,16 +72,20 @@ def library_versions() -> dict[str, str]:
 
     versions = {"vibe_check": __version__, "scikit-learn": sklearn.__version__, "numpy": numpy.__version__,
                 "python": platform.python_version()}
-    for mod in ("librosa", "scipy", "shap", "skops"):
+    from importlib.metadata import PackageNotFoundError, version
+
+    for dist in ("librosa", "scipy", "shap", "skops"):
         try:
-            versions[mod] = __import__(mod).__version__
-        except Exception:  # optional or broken installs are not a reason to fail saving
+            versions[dist] = version(dist)  # metadata only: importing shap alone takes seconds
+        except PackageNotFoundError:
             pass
     return versions
 
 
 def sidecar_path(path: str | os.PathLike) -> Path:
-    return Path(path).with_suffix(".json")
+    """``model.json`` beside ``model.pkl``, ``model.skops.json`` beside ``model.skops`` (both may coexist)."""
+    path = Path(path)
+    return path.with_suffix(".json") if path.suffix == ".pkl" else path.with_name(path.name + ".json")
 
 
 def _sha256(path: Path) -> str:
@@ -142,12 +146,12 @@ def save_bundle(path: str | os.PathLike, *, pipeline, label_encoder, metadata: d
             payload["metadata"] = json.dumps(meta)  # skops stores plain JSON text without custom types
             sio.dump(payload, tmp)
         sidecar = {**meta, "bundle_file": path.name, "sha256": _sha256(tmp), "size_bytes": tmp.stat().st_size}
-        side_tmp = tmp.with_suffix(".json.tmp")
+        side_tmp = tmp.with_name(tmp.name + ".json")
         side_tmp.write_text(json.dumps(sidecar, indent=2, sort_keys=True))
         os.replace(tmp, path)
         os.replace(side_tmp, sidecar_path(path))
     finally:
-        for leftover in (tmp, tmp.with_suffix(".json.tmp")):
+        for leftover in (tmp, tmp.with_name(tmp.name + ".json")):
             if leftover.exists():
                 leftover.unlink()
     return path

@@ -122,6 +122,9 @@ class EmotionTrainer(BaseEstimator):
         both sides of any fold.
     progress : bool
         Show a progress bar.
+    model_params : dict of str -> dict, optional
+        Parameter overrides per model, in ``Pipeline.set_params`` form, for example
+        ``{"hist_gb": {"model__max_iter": 50}}``.
 
     Attributes
     ----------
@@ -146,7 +149,8 @@ class EmotionTrainer(BaseEstimator):
     """
 
     def __init__(self, *, task: str = "emotion", models: Sequence[str] = DEFAULT_MODELS, n_splits: int = 5,
-                 random_state: int = 0, n_jobs: int = 1, cv=None, progress: bool = False):
+                 random_state: int = 0, n_jobs: int = 1, cv=None, progress: bool = False,
+                 model_params: dict | None = None):
         self.task = task
         self.models = models
         self.n_splits = n_splits
@@ -154,6 +158,7 @@ class EmotionTrainer(BaseEstimator):
         self.n_jobs = n_jobs
         self.cv = cv
         self.progress = progress
+        self.model_params = model_params
 
     # -- fitting ------------------------------------------------------------------------------
     def _model_plan(self) -> tuple[list[str], bool]:
@@ -194,6 +199,10 @@ class EmotionTrainer(BaseEstimator):
         self.folds_ = folds
         base, want_ensemble = self._model_plan()
         estimators = {m: make_model(m, random_state=self.random_state, n_jobs=1) for m in base}
+        for name, params in (self.model_params or {}).items():
+            if name not in estimators:
+                raise ValueError(f"model_params for {name!r}, which is not trained (models: {base})")
+            estimators[name].set_params(**params)
 
         jobs = [(name, est, fold, tr, te) for fold, (tr, te) in enumerate(folds) for name, est in estimators.items()]
         bar = tqdm(total=len(jobs) + len(base), desc="training", unit="fit", disable=not self.progress)
