@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
                  "download RAVDESS (or use a local zip / folder)"),
     "features": ("vibe_check.features._cli", "add_features_arguments", "run_features",
                  "extract named features into a Parquet manifest"),
+    "serve": ("vibe_check.serving._cli", "add_serve_arguments", "run_serve", "serve a model over HTTP with Prometheus metrics"),
 }
 
 

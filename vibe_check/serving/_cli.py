@@ -1,0 +1,77 @@
+"""``vibe-check serve``: run the HTTP service on a model bundle."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import sys
+
+from ._settings import ServeSettings
+
+__all__ = ["add_serve_arguments", "run_serve"]
+
+_MIB = 1024 * 1024
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    d = ServeSettings()
+    parser.add_argument("--model", required=True, help="model bundle (.pkl or .skops), e.g. models/custom/best_emotion_model.pkl")
+    parser.add_argument("--host", help=f"interface to bind (default: {d.host}; use 0.0.0.0 only behind a proxy you trust)")
+    parser.add_argument("--port", type=int, help=f"TCP port (default: {d.port})")
+    parser.add_argument("--workers", type=int, help=f"prediction worker threads (default: {d.workers})")
+    parser.add_argument("--queue-size", type=int, help=f"predictions that may wait for a worker before 503 (default: {d.queue_size})")
+    parser.add_argument("--max-upload-mb", type=float, help=f"largest upload per file in MiB (default: {d.max_upload_bytes / _MIB:g})")
+    parser.add_argument("--max-audio-seconds", type=float, help=f"longest accepted audio (default: {d.max_audio_seconds:g})")
+    parser.add_argument("--timeout", type=float, help=f"seconds a prediction may take before 504 (default: {d.request_timeout_s:g})")
+    parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
+                        help="uvicorn log level (default: %(default)s)")
+    parser.epilog = "Every option can also be set with a VIBE_CHECK_<SETTING> environment variable (e.g. VIBE_CHECK_WORKERS=4)."
+
+
+def settings_from_args(args: argparse.Namespace) -> ServeSettings:
+    """Environment defaults, overridden by the options given on the command line."""
+    return ServeSettings.from_env().with_overrides(
+        host=args.host, port=args.port, workers=args.workers, queue_size=args.queue_size,
+        max_upload_bytes=None if args.max_upload_mb is None else int(args.max_upload_mb * _MIB),
+        max_audio_seconds=args.max_audio_seconds, request_timeout_s=args.timeout,
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from ._app import create_app
+    except ImportError as exc:
+        print(f"error: serving needs the 'serve' extra ({exc.name} is missing): pip install 'vibe-check[serve]'", file=sys.stderr)
+        return 1
+    from ..exceptions import VibeCheckError
+    from ..models._custom import CustomEmotionModel
+
+    try:
+        settings = settings_from_args(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        # Loaded before the server starts, so a bad bundle fails the command at once with its reason.
+        model = CustomEmotionModel(args.model)
+    except (VibeCheckError, OSError) as exc:
+        print(f"error: cannot serve {args.model}: {exc}", file=sys.stderr)
+        return 1
+    if not _is_loopback(settings.host):
+        print(f"warning: binding {settings.host}: the service is reachable from other machines and has no authentication",
+              file=sys.stderr)
+    app = create_app(model, settings=settings)
+    print(f"serving {args.model} on http://{settings.host}:{settings.port} (metrics at /metrics)", file=sys.stderr)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level, access_log=args.log_level == "debug")
+    return 0

@@ -1,0 +1,103 @@
+"""Prometheus metrics of the service, in a registry of its own.
+
+Each app gets a fresh :class:`~prometheus_client.CollectorRegistry`, so several apps in one process
+(tests, a load test next to a service) never share or collide on counters, and ``/metrics`` shows
+exactly this service. Every label has a bounded set of values: endpoints are route templates,
+error types are exception class names, emotions are the model's classes and stages are fixed.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+__all__ = ["ServiceMetrics", "LATENCY_BUCKETS", "CONFIDENCE_BUCKETS", "STAGES"]
+
+PREFIX = "vibe_check"
+#: Stages timed on every prediction; ``end_to_end`` is the whole HTTP request as the client sees it.
+STAGES = ("decode", "features", "model", "explain", "end_to_end")
+#: 5 ms .. 10 s: decoding a short clip takes milliseconds, SHAP explanations can take seconds.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 7.5, 10.0)
+#: Confidence is a top-class probability: 1/n_classes .. 1, finer where decisions are made.
+CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.99, 1.0)
+
+
+class ServiceMetrics:
+    """The service's metrics (all named ``vibe_check_*``).
+
+    Attributes
+    ----------
+    registry : CollectorRegistry
+        What ``/metrics`` exposes.
+    requests : Counter
+        ``vibe_check_requests_total{endpoint, method, status}``.
+    errors : Counter
+        ``vibe_check_errors_total{endpoint, error_type}``.
+    latency : Histogram
+        ``vibe_check_latency_seconds{stage}`` (see :data:`STAGES`).
+    confidence : Histogram
+        ``vibe_check_prediction_confidence``.
+    predictions : Counter
+        ``vibe_check_predictions_total{emotion}``.
+    audio_seconds : Counter
+        ``vibe_check_audio_seconds_total``: duration of the audio classified.
+    in_flight : Gauge
+        ``vibe_check_in_flight_requests`` (scrapes of ``/metrics`` itself are left out).
+    pool_busy : Gauge
+        ``vibe_check_worker_slots_used``: predictions running or queued in the worker pool.
+    pool_capacity : Gauge
+        ``vibe_check_worker_slots``: ``workers + queue_size``, beyond which requests get 503.
+    model_info : Gauge
+        ``vibe_check_model_info{model, task, feature_hash, version}``, value 1 while the model serves.
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None):
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(f"{PREFIX}_requests", "HTTP requests handled.", ["endpoint", "method", "status"], registry=r)
+        self.errors = Counter(f"{PREFIX}_errors", "Failed requests and failed batch items, by error type.",
+                              ["endpoint", "error_type"], registry=r)
+        self.latency = Histogram(f"{PREFIX}_latency_seconds", "Time spent per prediction stage, and end to end.",
+                                 ["stage"], buckets=LATENCY_BUCKETS, registry=r)
+        self.confidence = Histogram(f"{PREFIX}_prediction_confidence", "Probability of the predicted class.",
+                                    buckets=CONFIDENCE_BUCKETS, registry=r)
+        self.predictions = Counter(f"{PREFIX}_predictions", "Predictions made, by predicted emotion (or sentiment).",
+                                   ["emotion"], registry=r)
+        self.audio_seconds = Counter(f"{PREFIX}_audio_seconds", "Seconds of audio classified.", registry=r)
+        self.in_flight = Gauge(f"{PREFIX}_in_flight_requests", "Requests being handled now.", registry=r)
+        self.pool_busy = Gauge(f"{PREFIX}_worker_slots_used", "Predictions running or queued in the worker pool.", registry=r)
+        self.pool_capacity = Gauge(f"{PREFIX}_worker_slots", "Predictions the worker pool admits at once (workers + queue).", registry=r)
+        self.model_info = Gauge(f"{PREFIX}_model_info", "The model in service (value 1).",
+                                ["model", "task", "feature_hash", "version"], registry=r)
+
+    @contextmanager
+    def time_stage(self, stage: str) -> Iterator[None]:
+        """Observe the time spent in the block under ``stage``, also when it raises (failures cost time too)."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.latency.labels(stage=stage).observe(time.perf_counter() - start)
+
+    def record_prediction(self, emotion: str, confidence: float, duration_s: float) -> None:
+        self.predictions.labels(emotion=emotion).inc()
+        self.confidence.observe(confidence)
+        self.audio_seconds.inc(max(0.0, duration_s))
+
+    def record_error(self, endpoint: str, error_type: str) -> None:
+        self.errors.labels(endpoint=endpoint, error_type=error_type).inc()
+
+    def set_model(self, *, model: str, task: str, feature_hash: str, version: str) -> None:
+        self.model_info.clear()  # one model per service: a reload replaces the series
+        self.model_info.labels(model=model, task=task, feature_hash=feature_hash, version=version).set(1)
+
+    def init_labels(self, classes) -> None:
+        """Create the series of every known emotion and stage at zero, so rates and dashboards
+        show 0 rather than "no data" before the first occurrence."""
+        for c in classes:
+            self.predictions.labels(emotion=str(c))
+        for stage in STAGES:
+            self.latency.labels(stage=stage)

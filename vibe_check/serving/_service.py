@@ -1,0 +1,265 @@
+"""The model behind the HTTP layer: loading, a bounded worker pool and timed prediction stages.
+
+Decoding, feature extraction and the model are CPU-bound, so they run in a fixed pool of worker
+threads rather than on the event loop, which stays free to answer ``/healthz`` and ``/metrics``
+while predictions run. Admission is bounded: at most ``workers + queue_size`` predictions are
+running or waiting; the next one gets 503 at once, so a burst cannot grow an unbounded queue whose
+clients would all time out anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import math
+import os
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .._version import __version__
+from ..exceptions import AudioError, AudioTooLongError
+from ._errors import ModelNotReadyError, RequestTimeoutError, ServiceBusyError, UploadTooLargeError
+from ._metrics import ServiceMetrics
+from ._settings import ServeSettings
+
+__all__ = ["EmotionService", "to_json", "model_summary"]
+
+log = logging.getLogger(__name__)
+
+
+def to_json(obj: Any) -> Any:
+    """Plain JSON values from numpy/pandas results; NaN and infinities become ``None``
+    (strict JSON has no NaN, and a client must not choke on one odd statistic)."""
+    if isinstance(obj, dict):
+        return {str(k): to_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_json(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return to_json(obj.tolist())
+    if isinstance(obj, np.generic):
+        return to_json(obj.item())
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if hasattr(obj, "to_dict") and hasattr(obj, "columns"):  # a DataFrame: one record per row
+        return to_json(obj.to_dict(orient="records"))
+    if hasattr(obj, "to_dict"):  # a Series
+        return to_json(obj.to_dict())
+    if hasattr(obj, "__dataclass_fields__"):
+        return to_json(vars(obj))
+    return obj
+
+
+def model_summary(model) -> dict:
+    """What ``GET /model`` shows: identity, classes, feature definition, CV metrics and versions."""
+    meta = dict(getattr(model, "metadata", {}) or {})
+    cv = meta.get("cv") or {}
+    summary = cv.get("summary") or {}
+    metrics = {k: {"mean": v["mean"], "std": v["std"]} for k, v in summary.items() if isinstance(v, dict) and "mean" in v}
+    return to_json({
+        "name": getattr(model, "name", None) or meta.get("model_name"),
+        "model_name": meta.get("model_name"),
+        "model_label": meta.get("model_label"),
+        "model_type": meta.get("model_type"),
+        "task": meta.get("task"),
+        "classes": [str(c) for c in getattr(model, "classes_", meta.get("classes", []))],
+        "feature_hash": meta.get("feature_hash"),
+        "n_features": len(getattr(model, "feature_names", meta.get("feature_names", [])) or []),
+        "cv": {"protocol": cv.get("protocol"), "n_folds": summary.get("n_folds"), "metrics": metrics},
+        "is_best": meta.get("is_best"),
+        "n_training_files": (meta.get("data_summary") or {}).get("n_files"),
+        "created_at": meta.get("created_at"),
+        "versions": meta.get("versions") or {},
+        "explainable": hasattr(model, "explain"),
+    })
+
+
+class EmotionService:
+    """A model, its metrics and the worker pool that runs it.
+
+    Parameters
+    ----------
+    model_or_path : CustomEmotionModel or path
+        A loaded model, or a bundle path loaded by :meth:`load` (the app does it in the
+        background at startup, so ``/readyz`` answers 503 until it is done).
+    settings : ServeSettings
+    metrics : ServiceMetrics
+    """
+
+    def __init__(self, model_or_path, settings: ServeSettings, metrics: ServiceMetrics):
+        self.settings = settings
+        self.metrics = metrics
+        self.model = None
+        self.load_error: str | None = None
+        self.bundle_path: Path | None = None
+        if isinstance(model_or_path, (str, os.PathLike)):
+            self.bundle_path = Path(model_or_path)
+        else:
+            self._set_model(model_or_path)
+        self._executor: ThreadPoolExecutor | None = None
+        self._executor_lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(settings.max_in_flight)
+        metrics.pool_capacity.set(settings.max_in_flight)
+
+    # -- model ------------------------------------------------------------------------------
+    @property
+    def ready(self) -> bool:
+        return self.model is not None
+
+    def _set_model(self, model) -> None:
+        meta = getattr(model, "metadata", {}) or {}
+        self.metrics.set_model(
+            model=str(getattr(model, "name", None) or meta.get("model_name", "unknown")),
+            task=str(meta.get("task", "unknown")),
+            feature_hash=str(meta.get("feature_hash", "unknown")),
+            version=__version__,
+        )
+        self.metrics.init_labels(getattr(model, "classes_", []))
+        self.model = model
+
+    def load(self) -> None:
+        """Load the bundle given at construction (a no-op when a model was given). Never raises:
+        a failure is kept in :attr:`load_error` and shown by ``/readyz``."""
+        if self.model is not None or self.bundle_path is None:
+            return
+        try:
+            from ..models._custom import CustomEmotionModel
+
+            model = CustomEmotionModel(self.bundle_path)
+        except Exception as exc:  # the process stays up to report the failure on /readyz
+            self.load_error = f"{type(exc).__name__}: {exc}"
+            log.error("could not load model %s: %s", self.bundle_path, self.load_error)
+            return
+        self.warm_up(model)  # before readiness: a ready service answers at full speed
+        self._set_model(model)
+        log.info("model %s loaded", self.bundle_path)
+
+    @staticmethod
+    def warm_up(model) -> None:
+        """Run the stages once on a generated second of speech so the first client does not pay
+        for lazy imports and JIT compilation (about a second on the first clip). Best effort."""
+        try:
+            from ..data import synthesize_utterance
+
+            y = synthesize_utterance("neutral", sr=int(model.extractor.config.sample_rate), duration=1.0, seed=0)
+            vector, _ = model.features(y)
+            model.predict_proba_features(np.asarray(vector)[None, :])
+        except Exception as exc:
+            log.warning("warm-up failed (the first request will be slower): %s", exc)
+
+    def require_ready(self):
+        if self.model is None:
+            if self.load_error:
+                raise ModelNotReadyError(f"the model failed to load: {self.load_error}")
+            raise ModelNotReadyError("the model is still loading; retry shortly")
+        return self.model
+
+    # -- worker pool ------------------------------------------------------------------------
+    def _pool(self) -> ThreadPoolExecutor:
+        with self._executor_lock:
+            if self._executor is None:  # created lazily so an app can be started again after shutdown
+                self._executor = ThreadPoolExecutor(max_workers=self.settings.workers, thread_name_prefix="vibe-check-worker")
+            return self._executor
+
+    def _release(self, _fut: Future) -> None:
+        self._slots.release()
+        self.metrics.pool_busy.dec()
+
+    async def run(self, fn: Callable, *args) -> Any:
+        """Run ``fn(*args)`` on the worker pool, bounded in admission and in time.
+
+        Raises
+        ------
+        ServiceBusyError
+            Every slot (running plus queued) is taken.
+        RequestTimeoutError
+            No result within ``request_timeout_s``. A job not started yet is cancelled; a running
+            one cannot be interrupted (threads cannot be killed), so it keeps its slot until it
+            ends, and the pool's admission count stays truthful.
+        """
+        if not self._slots.acquire(blocking=False):
+            raise ServiceBusyError(
+                f"all {self.settings.workers} workers are busy and {self.settings.queue_size} requests are "
+                "already queued; retry shortly"
+            )
+        self.metrics.pool_busy.inc()
+        try:
+            fut = self._pool().submit(fn, *args)
+        except RuntimeError:  # pool shut down (the app is stopping)
+            self._release(None)
+            raise ServiceBusyError("the service is shutting down") from None
+        fut.add_done_callback(self._release)
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(fut), timeout=self.settings.request_timeout_s)
+        except asyncio.TimeoutError:
+            fut.cancel()
+            raise RequestTimeoutError(
+                f"the prediction took longer than {self.settings.request_timeout_s:g} s; send shorter audio or retry"
+            ) from None
+
+    def shutdown(self) -> None:
+        with self._executor_lock:
+            if self._executor is not None:
+                self._executor.shutdown(wait=False, cancel_futures=True)
+                self._executor = None
+
+    # -- prediction stages (run in worker threads) ------------------------------------------
+    def _check_header_duration(self, data: bytes) -> None:
+        """Refuse audio that is too long from its header, before spending time decoding it."""
+        import soundfile as sf
+
+        try:
+            info = sf.info(io.BytesIO(data))
+        except Exception:  # not audio, or not a format with a header: decoding reports it properly
+            return
+        self._check_duration(info.duration)
+
+    def _check_duration(self, seconds: float) -> None:
+        limit = self.settings.max_audio_seconds
+        if seconds > limit:
+            raise AudioTooLongError(
+                f"the audio lasts {seconds:.1f} s, longer than this service's maximum of {limit:g} s; "
+                "split it into utterances"
+            )
+
+    def predict_bytes(self, data: bytes, explain_top_k: int | None = None) -> dict:
+        """Decode, extract, classify (and optionally explain) one upload, timing every stage."""
+        model = self.require_ready()
+        t = self.metrics.time_stage
+        with t("decode"):
+            self._check_header_duration(data)
+            y = model.decode(data)
+        self._check_duration(y.size / float(model.extractor.config.sample_rate))
+        with t("features"):
+            vector, info = model.features(y)
+        with t("model"):
+            proba = np.asarray(model.predict_proba_features(np.asarray(vector)[None, :]))[0]
+        result = to_json(model.result_from_proba(proba, info))
+        self.metrics.record_prediction(str(result["emotion"]), float(result["confidence"]), float(result.get("duration_s") or 0.0))
+        if explain_top_k is not None:
+            with t("explain"):
+                result["explanation"] = to_json(model.explain(data, top_k=explain_top_k))
+        return result
+
+    def predict_many(self, uploads: list[tuple[str, bytes]]) -> list[dict]:
+        """One result per upload, in order; a bad item gets an ``error`` entry instead of failing the batch."""
+        out = []
+        for index, (filename, data) in enumerate(uploads):
+            item = {"index": index, "filename": filename}
+            try:
+                if len(data) > self.settings.max_upload_bytes:
+                    raise UploadTooLargeError(
+                        f"{filename} has {len(data)} bytes, more than the limit of {self.settings.max_upload_bytes}"
+                    )
+                item.update(self.predict_bytes(data))
+            except (AudioError, UploadTooLargeError) as exc:
+                item["error"] = {"type": type(exc).__name__, "message": str(exc)}
+            except Exception as exc:  # one bad item must not fail its neighbours
+                log.exception("unexpected error on batch item %d (%s)", index, filename)
+                item["error"] = {"type": type(exc).__name__, "message": "unexpected error while processing this file; it has been logged"}
+            out.append(item)
+        return out
