@@ -19,6 +19,10 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
     "features": ("vibe_check.features._cli", "add_features_arguments", "run_features",
                  "extract named features into a Parquet manifest"),
     "serve": ("vibe_check.serving._cli", "add_serve_arguments", "run_serve", "serve a model over HTTP with Prometheus metrics"),
+    "train": ("vibe_check.training._cli", "add_train_arguments", "run_train",
+              "cross-validate models speaker-independently and save bundles"),
+    "evaluate": ("vibe_check.training._cli", "add_evaluate_arguments", "run_evaluate",
+                 "score a saved bundle on clips it has not seen"),
 }
 
 

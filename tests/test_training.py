@@ -1,0 +1,239 @@
+"""Training: speaker-independent protocol, metrics, selection, bundles, evaluation and the CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.model_selection import KFold
+
+from vibe_check.cli import main
+from vibe_check.data import generate_corpus
+from vibe_check.exceptions import DatasetError, LeakageError
+from vibe_check.features import build_manifest
+from vibe_check.models import load_bundle, read_bundle_metadata
+from vibe_check.training import (
+    EmotionTrainer,
+    check_speaker_independent,
+    classification_metrics,
+    expected_calibration_error,
+    labels_for_task,
+    make_model,
+    speaker_folds,
+)
+from vibe_check.training._cv import fit_predict_fold
+from vibe_check.training._evaluate import evaluate_bundle
+
+SMALL = {"random_forest": {"model__n_estimators": 40}, "hist_gb": {"model__max_iter": 20}}
+
+
+# -- protocol -------------------------------------------------------------------------------------
+def test_speaker_folds_are_disjoint_and_cover_everything():
+    groups = np.repeat(np.arange(1, 11), 6)
+    y = np.tile(np.arange(6), 10)
+    folds = speaker_folds(y, groups, n_splits=5, random_state=3)
+    assert len(folds) == 5
+    seen = np.concatenate([te for _, te in folds])
+    assert sorted(seen.tolist()) == list(range(len(y)))
+    for tr, te in folds:
+        assert set(groups[tr]).isdisjoint(groups[te])
+
+
+def test_a_leaky_split_is_detected():
+    groups = np.repeat(np.arange(5), 4)
+    leaky = list(KFold(4, shuffle=True, random_state=0).split(groups))
+    with pytest.raises(LeakageError, match="speaker"):
+        check_speaker_independent(leaky, groups)
+
+
+def test_trainer_refuses_leaky_cv(trained_models):
+    with pytest.raises(LeakageError):
+        EmotionTrainer(cv=KFold(3, shuffle=True, random_state=0), models=["logreg"]).fit(trained_models["manifest"])
+
+
+def test_too_few_speakers_for_the_folds():
+    with pytest.raises(ValueError, match="speakers"):
+        speaker_folds(np.zeros(6), np.array([1, 1, 2, 2, 3, 3]), n_splits=5)
+
+
+def test_scaler_only_sees_the_training_side():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 5))
+    X[30:] += 100.0  # a test side far from the training side would move a leaky scaler's mean
+    y = np.arange(40) % 2
+    train, test = np.arange(30), np.arange(30, 40)
+    _, model = fit_predict_fold(make_model("logreg"), X, y, train, test, n_classes=2, fold=0)
+    np.testing.assert_allclose(model.named_steps["scaler"].mean_, X[train].mean(axis=0))
+
+
+# -- metrics --------------------------------------------------------------------------------------
+def test_metrics_on_known_predictions():
+    y = np.array([0, 0, 1, 1])
+    proba = np.array([[0.9, 0.1], [0.4, 0.6], [0.2, 0.8], [0.3, 0.7]])
+    m = classification_metrics(y, proba, ["a", "b"], gender=["male", "male", "female", "female"], actor=[1, 1, 2, 2])
+    assert m["accuracy"] == pytest.approx(0.75)
+    assert m["confusion"] == [[1, 1], [0, 2]]
+    assert m["per_class"]["a"]["recall"] == pytest.approx(0.5)
+    assert m["uar"] == pytest.approx(0.75)
+    assert m["per_gender"]["male"]["accuracy"] == pytest.approx(0.5)
+    assert m["gender_gap"] == pytest.approx(0.5)
+    assert m["per_actor"] == {"1": 0.5, "2": 1.0}
+    assert m["confusion_normalized"][0] == [0.5, 0.5]
+
+
+def test_ece_of_overconfident_predictions():
+    # Always 90% sure, right half the time: ECE = |0.5 - 0.9| = 0.4.
+    y = np.array([0, 1, 0, 1])
+    proba = np.array([[0.9, 0.1]] * 4)
+    assert expected_calibration_error(y, proba) == pytest.approx(0.4)
+
+
+def test_sentiment_mapping():
+    labels = labels_for_task(["happy", "surprised", "calm", "neutral", "sad", "angry", "fearful", "disgust"], "sentiment")
+    assert labels.tolist() == ["positive", "positive", "neutral", "neutral", "negative", "negative", "negative", "negative"]
+    with pytest.raises(ValueError):
+        labels_for_task(["happy"], "valence")
+
+
+# -- the trainer on generated speech --------------------------------------------------------------
+def test_cross_validation_results(trained_models):
+    trainer, manifest = trained_models["trainer"], trained_models["manifest"]
+    assert list(trainer.cv_results_) == ["logreg", "random_forest", "hist_gb", "ensemble"]
+    for name, r in trainer.cv_results_.items():
+        # Every clip is predicted exactly once, by a model that never saw its speaker.
+        assert sorted(r.oof["path"]) == sorted(manifest["path"])
+        for m in r.fold_metrics:
+            train_actors = set(manifest["actor"]) - set(m["test_actors"])
+            assert train_actors.isdisjoint(m["test_actors"])
+        proba = r.oof[[f"proba_{c}" for c in trainer.classes_]].to_numpy()
+        np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-6)
+        assert 0 <= r.summary["macro_f1"]["mean"] <= 1 and r.summary["macro_f1"]["std"] >= 0
+    table = trainer.metrics_table()
+    assert table["best"].sum() == 1
+    best = table.loc[table["best"], "model"].item()
+    assert table.loc[table["best"], "macro_f1_mean"].item() >= table["macro_f1_mean"].max() - 0.001
+    assert best == trainer.best_model_
+    # Generated emotions are learnable: far above chance (1/8) for speakers never heard.
+    assert table["macro_f1_mean"].max() > 0.4
+
+
+def test_ensemble_is_the_mean_of_its_members(trained_models):
+    trainer = trained_models["trainer"]
+    X = trained_models["manifest"][trainer.feature_names_in_].to_numpy()[:10]
+    members = [trainer.estimators_[m].predict_proba(X) for m in trainer.ensemble_members_]
+    np.testing.assert_allclose(trainer.estimators_["ensemble"].predict_proba(X), np.mean(members, axis=0), atol=1e-9)
+
+
+def test_bundles_on_disk(trained_models):
+    out = trained_models["dir"]
+    trainer = trained_models["trainer"]
+    for name in ("logreg", "random_forest", "hist_gb", "ensemble"):
+        assert (out / f"{name}_emotion_model.pkl").exists()
+        meta = json.loads((out / f"{name}_emotion_model.json").read_text())
+        for key in ("classes", "feature_names", "feature_config", "feature_hash", "task", "label_mapping", "cv",
+                    "data_summary", "versions", "random_seed", "created_at", "command", "sha256"):
+            assert key in meta, key
+        assert meta["model_name"] == name
+        assert meta["is_best"] == (name == trainer.best_model_)
+    best = load_bundle(out / "best_emotion_model.pkl")
+    assert best["metadata"]["model_name"] == trainer.best_model_
+    assert list(best["label_encoder"].classes_) == best["metadata"]["classes"]
+    assert best["extra"]["background"].shape[1] == len(best["metadata"]["feature_names"])
+    assert not list(out.glob(".*tmp*"))
+
+
+def test_sentiment_task_bundle(trained_models, tmp_path):
+    trainer = EmotionTrainer(task="sentiment", models=["logreg"], n_splits=3).fit(trained_models["manifest"])
+    assert list(trainer.classes_) == ["negative", "neutral", "positive"]
+    written = trainer.save_bundles(tmp_path)
+    meta = read_bundle_metadata(written["best"])
+    assert meta["task"] == "sentiment" and meta["label_mapping"]["angry"] == "negative"
+    assert written["best"].name == "best_sentiment_model.pkl"
+
+
+def test_unknown_model_name(trained_models):
+    with pytest.raises(ValueError, match="unknown model"):
+        EmotionTrainer(models=["svm"]).fit(trained_models["manifest"])
+
+
+# -- evaluation on unseen speakers ------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def unseen_corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("unseen")
+    generate_corpus(root, n_speakers=2, takes=1, seed=99)  # other seed: other voices
+    return root
+
+
+def test_evaluate_on_unseen_speakers(trained_models, unseen_corpus, tmp_path):
+    m = evaluate_bundle(trained_models["best"], unseen_corpus, cache_dir=tmp_path / "cache")
+    assert m["n"] == 30 and m["restricted_to"] is None
+    assert set(m["per_gender"]) == {"male", "female"}
+    assert len(m["confusion"]) == 8 and m["accuracy"] > 0.25
+
+
+def test_evaluate_with_csv_labels_and_a_class_subset(trained_models, unseen_corpus, tmp_path):
+    data = tmp_path / "clips"
+    data.mkdir()
+    rows = []
+    for i, src in enumerate(sorted(unseen_corpus.rglob("*.wav"))):
+        emotion = src.name.split("-")[2]
+        if emotion in ("05", "04"):  # angry, sad only
+            dst = data / f"clip_{i:03d}.wav"  # not a RAVDESS name: labels must come from the CSV
+            shutil.copy(src, dst)
+            rows.append({"file": dst.name, "emotion": {"05": "angry", "04": "sad"}[emotion]})
+    pd.DataFrame(rows).to_csv(tmp_path / "labels.csv", index=False)
+    m = evaluate_bundle(trained_models["best"], data, labels_csv=tmp_path / "labels.csv", cache_dir=tmp_path / "cache")
+    assert m["n"] == len(rows) == 8
+    assert m["restricted_to"] == ["angry", "sad"] and m["classes"] == ["angry", "sad"]
+    assert np.array(m["confusion"]).shape == (2, 2)
+
+
+def test_evaluate_rejects_labels_the_model_does_not_know(trained_models, unseen_corpus, tmp_path):
+    wav = next(unseen_corpus.rglob("*.wav"))
+    pd.DataFrame([{"file": wav.name, "emotion": "bored"}]).to_csv(tmp_path / "l.csv", index=False)
+    with pytest.raises(DatasetError, match="bored"):
+        evaluate_bundle(trained_models["best"], wav.parent, labels_csv=tmp_path / "l.csv", cache_dir=tmp_path / "cache")
+
+
+# -- the command line ---------------------------------------------------------------------------------
+def test_cli_train_then_evaluate(trained_models, unseen_corpus, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code = main(["train", "--data-dir", str(trained_models["corpus"]), "--output-dir", "out", "--folds", "3",
+                 "--models", "logreg", "--n-jobs", "1", "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "logreg" in captured.out and "speaker-independent" in captured.out
+    assert (tmp_path / "out" / "best_emotion_model.pkl").exists()
+    code = main(["evaluate", "--model", "out/best_emotion_model.pkl", "--data-dir", str(unseen_corpus), "--json"])
+    captured = capsys.readouterr()
+    assert code == 0
+    result = json.loads(captured.out)
+    for key in ("n", "accuracy", "macro_f1", "uar", "per_class", "confusion", "per_gender", "classes", "bundle", "feature_hash"):
+        assert key in result
+    assert "macro-F1" in captured.err
+
+
+def test_cli_train_without_data_says_how_to_get_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("vibe_check.training._cli.DEFAULT_DATA_DIRS", ("nowhere",))
+    assert main(["train"]) == 2
+    assert "vibe-check download" in capsys.readouterr().err
+
+
+# -- real data -------------------------------------------------------------------------------------------
+@pytest.mark.integration
+def test_train_on_some_ravdess_actors_and_evaluate_on_others(ravdess_dir, tmp_path):
+    train_files = [p for a in range(1, 7) for p in sorted((ravdess_dir / f"Actor_{a:02d}").glob("*.flac"))]
+    manifest = build_manifest(train_files, tmp_path / "m.parquet", n_jobs=2, progress=False)
+    trainer = EmotionTrainer(models=["logreg"], n_splits=3, n_jobs=2).fit(manifest)
+    written = trainer.save_bundles(tmp_path / "models")
+    test_dir = tmp_path / "unseen"
+    for a in (19, 20):
+        shutil.copytree(ravdess_dir / f"Actor_{a:02d}", test_dir / f"Actor_{a:02d}")
+    m = evaluate_bundle(written["best"], test_dir, n_jobs=2, cache_dir=tmp_path / "cache")
+    assert m["n"] == 120
+    # Six training actors are few, but real emotion cues carry over to new speakers (chance: 0.125).
+    assert m["macro_f1"] > 0.25

@@ -1,0 +1,129 @@
+"""``vibe-check train`` and ``vibe-check evaluate`` (``train_custom_models.py`` runs the former)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from ..exceptions import VibeCheckError
+
+__all__ = ["add_train_arguments", "run_train", "add_evaluate_arguments", "run_evaluate"]
+
+DEFAULT_DATA_DIRS = ("data/ravdess", "../shared/data/ravdess16k")
+
+
+def _csv(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    from ._models import MODEL_NAMES
+    from ._train import DEFAULT_MODELS, TASKS
+
+    parser.add_argument("--data-dir", help=f"RAVDESS-named audio folder (default: the first of {', '.join(DEFAULT_DATA_DIRS)} that exists)")
+    parser.add_argument("--manifest", help="feature manifest to write/reuse (default: <output-dir>/manifest.parquet)")
+    parser.add_argument("--output-dir", default="models/custom", help="where bundles go (default: %(default)s)")
+    parser.add_argument("--task", choices=TASKS, default="emotion", help="8 emotions or 3 sentiment classes (default: %(default)s)")
+    parser.add_argument("--models", type=_csv, default=list(DEFAULT_MODELS),
+                        help=f"comma-separated, from {','.join(MODEL_NAMES)} (default: {','.join(DEFAULT_MODELS)})")
+    parser.add_argument("--folds", type=int, default=5, help="speaker-grouped folds (default: %(default)s)")
+    parser.add_argument("--n-jobs", type=int, default=2, help="parallel workers (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    parser.add_argument("--formats", type=_csv, default=["pkl"], help="bundle formats: pkl, skops (default: pkl)")
+    parser.add_argument("--cache-dir", help="feature cache (default: data/.feature_cache)")
+    parser.add_argument("--report", action="store_true", help="also write the HTML report with SHAP plots")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def _default_data_dir() -> Path | None:
+    for d in DEFAULT_DATA_DIRS:
+        if Path(d).is_dir():
+            return Path(d)
+    return None
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from ..features import build_manifest
+    from ._train import EmotionTrainer
+
+    started = time.perf_counter()
+    data_dir = Path(args.data_dir) if args.data_dir else _default_data_dir()
+    if data_dir is None:
+        print("error: no RAVDESS data found. Download it with `vibe-check download` (or pass a local zip: "
+              "`vibe-check download --source Audio_Speech_Actors_01-24.zip`), or point to a folder of "
+              "RAVDESS-named clips with --data-dir. To see everything work without data: "
+              "`python demo_custom_models.py`.", file=sys.stderr)
+        return 2
+    out = Path(args.output_dir)
+    manifest_path = Path(args.manifest) if args.manifest else out / "manifest.parquet"
+    command = " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).name, *sys.argv[1:]])
+    progress = not args.no_progress
+    try:
+        print(f"features: {data_dir} -> {manifest_path}", file=sys.stderr)
+        manifest = build_manifest(data_dir, manifest_path, n_jobs=args.n_jobs, progress=progress,
+                                  cache_dir=args.cache_dir or Path("data") / ".feature_cache")
+        n_err = len(manifest.attrs.get("errors", []))
+        if n_err:
+            print(f"{n_err} file(s) skipped (see {manifest_path.with_suffix('.errors.csv')})", file=sys.stderr)
+        trainer = EmotionTrainer(task=args.task, models=args.models, n_splits=args.folds, random_state=args.seed,
+                                 n_jobs=args.n_jobs, progress=progress).fit(manifest)
+        written = trainer.save_bundles(out, formats=args.formats, command=command)
+        report = None
+        if args.report:
+            from ..explain import write_report
+
+            report = write_report(trainer, out, command=command)
+    except VibeCheckError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"\n{len(manifest)} clips, {len(set(manifest['actor']))} actors, task {args.task}, "
+          f"{len(trainer.folds_)}-fold speaker-independent cross-validation (no actor in both train and test):\n")
+    print(trainer.format_table())
+    print(f"\nbundles in {out}/:")
+    for key, path in written.items():
+        print(f"  {path.name}")
+    if report:
+        print(f"report: {report}")
+    print(f"\ntotal time {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="bundle (.pkl or .skops)")
+    parser.add_argument("--data-dir", required=True, help="folder of clips the model has not seen")
+    parser.add_argument("--labels", help="CSV with columns file,emotion (default: labels from RAVDESS file names)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    parser.add_argument("--n-jobs", type=int, default=1, help="parallel feature extraction (default: %(default)s)")
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from ._evaluate import evaluate_bundle
+
+    try:
+        m = evaluate_bundle(args.model, args.data_dir, labels_csv=args.labels, n_jobs=args.n_jobs)
+    except VibeCheckError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    err = sys.stderr
+    print(f"{m['bundle']} ({m['model']}, task {m['task']}, features {m['feature_hash']}) on {m['n']} clips", file=err)
+    if m["restricted_to"]:
+        print(f"note: the data holds only {len(m['restricted_to'])} of the model's {len(m['model_classes'])} classes; "
+              f"predictions restricted to {', '.join(m['restricted_to'])}", file=err)
+    print(f"accuracy {m['accuracy']:.3f}  macro-F1 {m['macro_f1']:.3f}  UAR {m['uar']:.3f}  ECE {m['ece']:.3f}", file=err)
+    print(f"{'class':<12}{'precision':>10}{'recall':>8}{'F1':>7}{'n':>6}", file=err)
+    for c, v in m["per_class"].items():
+        print(f"{c:<12}{v['precision']:>10.3f}{v['recall']:>8.3f}{v['f1']:>7.3f}{v['support']:>6}", file=err)
+    for g, v in (m.get("per_gender") or {}).items():
+        print(f"{g}: accuracy {v['accuracy']:.3f} (n={v['n']})", file=err)
+    if m["skipped"]:
+        print(f"{len(m['skipped'])} file(s) skipped, e.g. {m['skipped'][0]['path']}: {m['skipped'][0]['reason']}", file=err)
+    if args.json:
+        print(json.dumps(m))
+    return 0
