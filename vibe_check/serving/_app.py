@@ -83,9 +83,20 @@ class _ObserveAndLimit:
         self.app = app
         self.service = service
 
-    def _limit(self, endpoint: str) -> int:
+    def _limit(self, endpoint: str, headers: dict) -> int:
+        """Body bytes allowed: the audio limit, per file for a batch, plus room for multipart framing."""
         s = self.service.settings
-        return (s.max_batch_bytes if endpoint == "/predict/batch" else s.max_upload_bytes) + MULTIPART_OVERHEAD
+        limit = s.max_batch_bytes if endpoint == "/predict/batch" else s.max_upload_bytes
+        if headers.get(b"content-type", b"").lower().startswith(b"multipart/"):
+            limit += MULTIPART_OVERHEAD
+        return limit
+
+    def _too_large(self, sent: str) -> UploadTooLargeError:
+        s = self.service.settings
+        return UploadTooLargeError(
+            f"the upload ({sent}) exceeds the limit of {s.max_upload_bytes} bytes of audio per file "
+            f"(at most {s.max_batch_files} files per batch); send a shorter or compressed clip"
+        )
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -95,7 +106,8 @@ class _ObserveAndLimit:
         endpoint = _endpoint_of(scope)
         scope[_ENDPOINT_KEY] = endpoint
         method = scope["method"] if scope["method"] in _METHODS else "OTHER"
-        limit = self._limit(endpoint)
+        headers = dict(scope.get("headers") or [])
+        limit = self._limit(endpoint, headers)
         state = {"status": 500, "started": False, "seen": 0}
         tracked = endpoint != "/metrics"  # a scrape should not see itself in flight
         started = time.perf_counter()
@@ -107,7 +119,7 @@ class _ObserveAndLimit:
             if message["type"] == "http.request":
                 state["seen"] += len(message.get("body", b""))
                 if state["seen"] > limit:
-                    raise UploadTooLargeError(f"the request body exceeds the limit of {limit} bytes")
+                    raise self._too_large(f"more than {limit} bytes so far")
             return message
 
         async def watching_send(message):
@@ -117,12 +129,9 @@ class _ObserveAndLimit:
             await send(message)
 
         try:
-            declared = dict(scope.get("headers") or []).get(b"content-length")
+            declared = headers.get(b"content-length")
             if declared is not None and declared.isdigit() and int(declared) > limit:
-                exc = UploadTooLargeError(
-                    f"the upload has {int(declared)} bytes, more than the limit of {limit} bytes "
-                    f"({self.service.settings.max_upload_bytes} bytes of audio per file)"
-                )
+                exc = self._too_large(f"{int(declared)} bytes")
                 metrics.record_error(endpoint, exc.error_type)
                 await _json_error(exc.status, exc.error_type, exc.message, {"Connection": "close"})(scope, receive, watching_send)
                 return
@@ -165,7 +174,12 @@ def _install_error_handlers(app: FastAPI, metrics: ServiceMetrics) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException):
-        return respond(request, exc.status_code, _HTTP_ERROR_TYPES.get(exc.status_code, "HTTPError"), str(exc.detail))
+        message = str(exc.detail)
+        if exc.status_code == 404 and message == "Not Found":  # Starlette's bare wording: say what was not found
+            message = f"no endpoint {request.url.path} (the API is listed at /docs)"
+        elif exc.status_code == 405:
+            message = f"{request.method} is not allowed on {request.url.path} (the API is listed at /docs)"
+        return respond(request, exc.status_code, _HTTP_ERROR_TYPES.get(exc.status_code, "HTTPError"), message)
 
 
 async def _read_uploads(request: Request, *, field: str, many: bool, max_files: int) -> tuple[list[tuple[str, bytes]], dict]:

@@ -64,7 +64,7 @@ def run_serve(args: argparse.Namespace) -> int:
         return 2
     try:
         # Loaded before the server starts, so a bad bundle fails the command at once with its reason.
-        model = CustomEmotionModel(args.model)
+        model = CustomEmotionModel(args.model, max_duration=settings.max_audio_seconds)
     except (VibeCheckError, OSError) as exc:
         print(f"error: cannot serve {args.model}: {exc}", file=sys.stderr)
         return 1

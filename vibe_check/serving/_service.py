@@ -55,27 +55,20 @@ def to_json(obj: Any) -> Any:
 
 
 def model_summary(model) -> dict:
-    """What ``GET /model`` shows: identity, classes, feature definition, CV metrics and versions."""
+    """What ``GET /model`` shows: identity, classes, feature definition, CV metrics and versions.
+
+    Built on the model's own ``info()``, without the bundle's file-system path (clients need
+    not know the server's layout).
+    """
     meta = dict(getattr(model, "metadata", {}) or {})
-    cv = meta.get("cv") or {}
-    summary = cv.get("summary") or {}
-    metrics = {k: {"mean": v["mean"], "std": v["std"]} for k, v in summary.items() if isinstance(v, dict) and "mean" in v}
-    return to_json({
-        "name": getattr(model, "name", None) or meta.get("model_name"),
-        "model_name": meta.get("model_name"),
-        "model_label": meta.get("model_label"),
-        "model_type": meta.get("model_type"),
-        "task": meta.get("task"),
-        "classes": [str(c) for c in getattr(model, "classes_", meta.get("classes", []))],
-        "feature_hash": meta.get("feature_hash"),
-        "n_features": len(getattr(model, "feature_names", meta.get("feature_names", [])) or []),
-        "cv": {"protocol": cv.get("protocol"), "n_folds": summary.get("n_folds"), "metrics": metrics},
-        "is_best": meta.get("is_best"),
-        "n_training_files": (meta.get("data_summary") or {}).get("n_files"),
-        "created_at": meta.get("created_at"),
-        "versions": meta.get("versions") or {},
-        "explainable": hasattr(model, "explain"),
-    })
+    summary = dict(model.info()) if hasattr(model, "info") else {
+        "name": getattr(model, "name", None), "task": meta.get("task"), "classes": meta.get("classes"),
+        "feature_hash": meta.get("feature_hash"), "versions": meta.get("versions"), "created_at": meta.get("created_at"),
+    }
+    summary.pop("path", None)
+    summary["n_training_files"] = (meta.get("data_summary") or {}).get("n_files")
+    summary["explainable"] = hasattr(model, "explain")
+    return to_json(summary)
 
 
 class EmotionService:
@@ -129,7 +122,7 @@ class EmotionService:
         try:
             from ..models._custom import CustomEmotionModel
 
-            model = CustomEmotionModel(self.bundle_path)
+            model = CustomEmotionModel(self.bundle_path, max_duration=self.settings.max_audio_seconds)
         except Exception as exc:  # the process stays up to report the failure on /readyz
             self.load_error = f"{type(exc).__name__}: {exc}"
             log.error("could not load model %s: %s", self.bundle_path, self.load_error)
