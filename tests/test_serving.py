@@ -19,7 +19,7 @@ pytest.importorskip("multipart", reason="serving needs python-multipart")
 from fastapi.testclient import TestClient  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
-from vibe_check.data import make_noise, make_tone, synthesize_utterance, write_audio  # noqa: E402
+from vibe_check.data import make_noise, make_tone, synthesize_utterance  # noqa: E402
 from vibe_check.models._custom import CustomEmotionModel  # noqa: E402
 from vibe_check.serving import ServeSettings, create_app  # noqa: E402
 
@@ -28,10 +28,10 @@ MAX_SECONDS = 6.0
 MAX_BYTES = 400_000  # > a 6 s 16-bit clip (192 kB), so only the too-long test trips the duration limit
 
 
-def wav_bytes(y: np.ndarray, sr: int = SR, tmp=None) -> bytes:
-    buf = io.BytesIO()
+def wav_bytes(y: np.ndarray, sr: int = SR) -> bytes:
     import soundfile as sf
 
+    buf = io.BytesIO()
     sf.write(buf, y, sr, format="WAV", subtype="PCM_16")
     return buf.getvalue()
 
