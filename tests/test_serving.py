@@ -345,6 +345,30 @@ def test_malformed_requests_never_crash(client, clips, model):
     assert not any(dict(lab).get("endpoint", "").startswith("/no/") for _, lab in samples)  # bounded labels
 
 
+def test_client_leaving_mid_upload_is_counted_not_answered(model):
+    import asyncio
+
+    app = create_app(model, settings=make_settings())
+    incoming = [{"type": "http.request", "body": b"RIFF\x00\x01", "more_body": True}, {"type": "http.disconnect"}]
+    sent = []
+
+    async def receive():
+        return incoming.pop(0) if incoming else {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": "/predict", "raw_path": b"/predict", "query_string": b"", "root_path": "",
+             "headers": [(b"content-type", b"audio/wav")], "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 80)}
+    asyncio.run(app(scope, receive, send))
+    assert sent == []  # nobody left to answer
+    registry = app.state.metrics.registry
+    assert registry.get_sample_value("vibe_check_requests_total", {"endpoint": "/predict", "method": "POST", "status": "499"}) == 1
+    assert registry.get_sample_value("vibe_check_errors_total", {"endpoint": "/predict", "error_type": "ClientDisconnect"}) == 1
+    assert registry.get_sample_value("vibe_check_in_flight_requests") == 0
+
+
 def test_unexpected_exception_is_500_and_counted(model, clips):
     def broken(X):
         raise RuntimeError("boom")

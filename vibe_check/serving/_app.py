@@ -25,6 +25,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 
 from .._version import __version__
@@ -136,6 +137,9 @@ class _ObserveAndLimit:
                 await _json_error(exc.status, exc.error_type, exc.message, {"Connection": "close"})(scope, receive, watching_send)
                 return
             await self.app(scope, counting_receive, watching_send)
+        except ClientDisconnect:  # the client left mid-upload: nobody to answer, nothing broken
+            metrics.record_error(endpoint, "ClientDisconnect")
+            state["status"] = 499  # nginx's convention for "client closed request"
         except Exception as exc:  # the last line of defence: log, count, answer 500, keep serving
             log.exception("unhandled error on %s %s", scope["method"], scope.get("path"))
             metrics.record_error(endpoint, type(exc).__name__)
