@@ -23,7 +23,7 @@ from ..features import FeatureConfig, feature_columns
 from ..models._bundle import library_versions, save_bundle
 from ._cv import FoldResult, check_speaker_independent, fit_predict_fold, speaker_folds
 from ._metrics import classification_metrics, summarize_folds
-from ._models import BASE_MODELS, MODEL_NAMES, make_ensemble, make_model, model_label, soft_vote
+from ._models import BASE_MODELS, ENSEMBLE_CANDIDATES, MODEL_NAMES, make_ensemble, make_model, model_label, soft_vote
 
 __all__ = ["EmotionTrainer", "TASKS", "labels_for_task", "SELECTION_RULE", "drift_reference"]
 
@@ -168,7 +168,7 @@ class EmotionTrainer(BaseEstimator):
             raise ValueError(f"unknown model(s) {unknown}; choose from {', '.join(MODEL_NAMES)}")
         want_ensemble = "ensemble" in names
         base = [m for m in names if m != "ensemble"]
-        if want_ensemble and len([m for m in base if m in BASE_MODELS]) < 2:
+        if want_ensemble and len([m for m in base if m in ENSEMBLE_CANDIDATES]) < 2:
             base = list(dict.fromkeys([*base, *BASE_MODELS]))
         return base, want_ensemble
 
@@ -217,7 +217,7 @@ class EmotionTrainer(BaseEstimator):
         for name in base:
             self.cv_results_[name] = self._score(name, results[name], y_enc, groups, gender, manifest[meta_cols])
         if want_ensemble:
-            members = [m for m in base if m in BASE_MODELS]
+            members = [m for m in base if m in ENSEMBLE_CANDIDATES]
             ens = [FoldResult(f, results[members[0]][f].test_index, soft_vote([results[m][f].proba for m in members]),
                               sum(results[m][f].fit_seconds for m in members),
                               sum(results[m][f].predict_seconds for m in members),
