@@ -59,8 +59,10 @@ def to_mono_float(y: np.ndarray) -> np.ndarray:
         raise InvalidAudioError(f"audio must be 1-D (mono) or 2-D (multichannel), got shape {y.shape}")
     if y.dtype.kind in "iu":
         info = np.iinfo(y.dtype)
-        offset = 0.0 if info.min < 0 else (info.max + 1) / 2.0
-        y = (y.astype(np.float64) - offset) / float(max(abs(info.min), info.max))
+        # Signed PCM spans [min, -min); unsigned PCM (8-bit WAV) is centred on (max + 1) / 2 and
+        # spans that much either side.
+        offset, scale = (0.0, -float(info.min)) if info.min < 0 else ((info.max + 1) / 2.0,) * 2
+        y = (y.astype(np.float64) - offset) / scale
     if y.ndim == 2:
         y = y.mean(axis=1)
     return y.astype(np.float32, copy=False)
@@ -153,6 +155,7 @@ def load_audio(
     else:
         fileobj = source
         name = getattr(source, "name", "<file object>")
+    _check_wav_complete(source, name)
     try:
         with sf.SoundFile(fileobj) as f:
             sr = f.samplerate
@@ -173,6 +176,54 @@ def load_audio(
     if y.shape[0] == 0:
         raise EmptyAudioError(f"{name} holds no samples")
     return prepare_signal(y, sr, target_sr=target_sr, max_duration=None)
+
+
+#: ``data`` chunk sizes that streaming writers put in a WAV header when the length is unknown.
+_UNKNOWN_WAV_SIZES = (0, 0xFFFFFFFF)
+
+
+def _check_wav_complete(source: AudioSource, name: str) -> None:
+    """Refuse a RIFF/WAVE file whose ``data`` chunk is cut short.
+
+    libsndfile silently decodes whatever part of a truncated WAV is left (an interrupted copy or
+    upload would be classified from its first second), so the size announced in the header is
+    compared with the bytes that follow it. Only chunk headers are read. Other formats, and WAVs
+    written by streaming tools that leave the size unset, are left to the decoder.
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        _walk_riff(io.BytesIO(bytes(source)), 0, len(source), name)
+    elif isinstance(source, (str, os.PathLike)):
+        with open(source, "rb") as f:
+            _walk_riff(f, 0, os.fstat(f.fileno()).st_size, name)
+    elif getattr(source, "seekable", lambda: False)():
+        start = source.tell()
+        try:
+            _walk_riff(source, start, source.seek(0, io.SEEK_END), name)
+        finally:
+            source.seek(start)
+
+
+def _walk_riff(f: BinaryIO, start: int, end: int, name: str) -> None:
+    f.seek(start)
+    head = f.read(12)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return
+    pos = start + 12
+    for _ in range(1000):  # a WAV has a handful of chunks; stop walking a pathological file
+        f.seek(pos)
+        chunk = f.read(8)
+        if len(chunk) < 8:
+            return
+        declared = int.from_bytes(chunk[4:8], "little")
+        if chunk[:4] == b"data":
+            available = end - pos - 8
+            if declared not in _UNKNOWN_WAV_SIZES and declared > available:
+                raise AudioDecodeError(
+                    f"{name} is truncated: its header announces {declared} bytes of audio but only "
+                    f"{available} follow (an interrupted copy or upload?); re-export or re-upload it"
+                )
+            return
+        pos += 8 + declared + (declared & 1)
 
 
 def trim_silence(

@@ -18,6 +18,8 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
                  "download RAVDESS (or use a local zip / folder)"),
     "features": ("vibe_check.features._cli", "add_features_arguments", "run_features",
                  "extract named features into a Parquet manifest"),
+    "predict": ("vibe_check.models._cli", "add_predict_arguments", "run_predict",
+                "predict the emotion of audio files with a trained bundle"),
     "serve": ("vibe_check.serving._cli", "add_serve_arguments", "run_serve", "serve a model over HTTP with Prometheus metrics"),
     "train": ("vibe_check.training._cli", "add_train_arguments", "run_train",
               "cross-validate models speaker-independently and save bundles"),

@@ -1,0 +1,65 @@
+"""``vibe-check predict``: classify audio files with a trained bundle."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ..exceptions import VibeCheckError
+
+__all__ = ["add_predict_arguments", "run_predict", "format_table"]
+
+
+def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="bundle to use (.pkl or .skops, with its .json sidecar)")
+    parser.add_argument("files", nargs="+", metavar="FILE", help="audio files (WAV, FLAC, OGG, MP3...)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per file instead of a table")
+    parser.add_argument("--n-jobs", type=int, default=1, help="parallel feature extraction workers (default: %(default)s)")
+
+
+def _top(result: dict, k: int = 3) -> str:
+    ranked = sorted(result["probabilities"].items(), key=lambda kv: -kv[1])[:k]
+    return ", ".join(f"{label} {p:.2f}" for label, p in ranked)
+
+
+def format_table(files: list[str], results: list[dict]) -> str:
+    """Aligned text: file, emotion, confidence and the top three classes (or the error) per file.
+
+    Examples
+    --------
+    >>> print(format_table(["a.wav"], [{"emotion": "sad", "confidence": 0.8, "probabilities": {"sad": 0.8, "calm": 0.2}}]))
+    file   emotion  confidence  top-3
+    a.wav  sad            0.80  sad 0.80, calm 0.20
+    """
+    rows = [("file", "emotion", "confidence", "top-3")]
+    for path, res in zip(files, results):
+        if "error" in res:
+            rows.append((path, "ERROR", "", f"{res['error']['type']}: {res['error']['message']}"))
+        else:
+            rows.append((path, res["emotion"], f"{res['confidence']:.2f}", _top(res)))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    return "\n".join(
+        f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]}".rstrip() for r in rows
+    )
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from ._custom import CustomEmotionModel
+
+    try:
+        model = CustomEmotionModel(args.model)
+    except VibeCheckError as exc:
+        print(f"error: cannot load {args.model}: {exc}", file=sys.stderr)
+        return 1
+    results = model.predict_batch(args.files, n_jobs=args.n_jobs)
+    if args.json:
+        for path, res in zip(args.files, results):
+            out = {"file": path, **{k: v for k, v in res.items() if k != "item"}}
+            print(json.dumps(out))
+    else:
+        print(format_table(args.files, results))
+    failed = sum("error" in r for r in results)
+    if failed:
+        print(f"{failed} of {len(results)} file(s) failed", file=sys.stderr)
+    return 1 if failed else 0
