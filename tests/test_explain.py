@@ -1,0 +1,339 @@
+"""Explanations: SHAP shapes and additivity in every output space, the ensemble route, aggregates,
+held-out importances, local explanations in words, plots and the HTML report.
+
+Models come from the session fixture ``trained_models`` (bundles trained on a generated corpus);
+outputs go to ``tmp_path``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+from sklearn.base import clone
+from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from vibe_check.explain import (
+    REPORT_SECTIONS,
+    Explainer,
+    ExplanationError,
+    FoldModels,
+    PipelineShap,
+    explain_instance,
+    explain_model,
+    impurity_importance,
+    logits_to_probability_shap,
+    permutation_importance,
+    plot_group_importance,
+    plot_permutation,
+    plot_reliability,
+    plot_shap_bar,
+    plot_shap_beeswarm,
+    shap_values,
+    write_report,
+)
+from vibe_check.explain._shap import _as_3d, _softmax
+from vibe_check.explain._words import feature_unit, plain_label, sentence
+from vibe_check.models import load_bundle
+from vibe_check.training import reliability_curve
+
+NATIVE_SPACE = {"logreg": "log-odds", "random_forest": "probability", "hist_gb": "log-odds", "ensemble": "probability"}
+SENTENCE = re.compile(r"^.+ (high|low|typical) \((?P<name>\w+) = \S+( \S+)?, typical \S+\) -> (towards|away from) (?P<cls>\w+)$")
+
+
+@pytest.fixture(scope="module")
+def trainer(trained_models):
+    return trained_models["trainer"]
+
+
+@pytest.fixture(scope="module")
+def rows(trainer) -> np.ndarray:
+    return trainer._X_train[::6]  # 15 clips of every class and actor
+
+
+@pytest.fixture(scope="module")
+def fold_models(trainer) -> FoldModels:
+    return FoldModels(trainer, max_folds=1)
+
+
+@pytest.fixture(scope="module")
+def held_out(trainer, fold_models):
+    """Held-out SHAP values of the random forest (cheap) shared by the aggregate and plot tests."""
+    return explain_model(trainer, "random_forest", sample_size=20, fold_models=fold_models)
+
+
+def explain(trainer, name, rows, output):
+    return shap_values(trainer.estimators_[name], rows, feature_names=trainer.feature_names_in_,
+                       classes=trainer.classes_, background=trainer.bundle_extra()["background"], output=output, model=name)
+
+
+# -- SHAP values ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["logreg", "random_forest", "hist_gb", "ensemble"])
+def test_native_space_shapes_and_additivity(trainer, rows, name):
+    res = explain(trainer, name, rows, "native")
+    est = trainer.estimators_[name]
+    assert res.values.shape == (len(rows), len(trainer.feature_names_in_), len(trainer.classes_))
+    assert res.base_values.shape == (len(rows), len(trainer.classes_))
+    assert res.space == NATIVE_SPACE[name]
+    expected = est.predict_proba(rows) if res.space == "probability" else est.decision_function(rows)
+    # base value + sum of SHAP values = the model output, for every class of every clip
+    np.testing.assert_allclose(res.output, expected, atol=1e-6)
+    assert res.seconds > 0 and res.method
+
+
+@pytest.mark.parametrize("name", ["logreg", "random_forest", "hist_gb", "ensemble"])
+def test_probability_space_adds_up_to_predict_proba(trainer, rows, name):
+    res = explain(trainer, name, rows, "probability")
+    assert res.space == "probability"
+    np.testing.assert_allclose(res.output, trainer.estimators_[name].predict_proba(rows), atol=1e-6)
+    # probabilities sum to one, so each feature's contributions over the classes sum to zero
+    np.testing.assert_allclose(res.values.sum(axis=2), 0, atol=1e-9)
+
+
+def test_ensemble_is_the_mean_of_its_members_in_probability_space(trainer, rows):
+    ens = explain(trainer, "ensemble", rows, "native")
+    members = [explain(trainer, m, rows, "probability") for m in trainer.ensemble_members_]
+    np.testing.assert_allclose(ens.values, np.mean([m.values for m in members], axis=0), atol=1e-12)
+    np.testing.assert_allclose(ens.base_values, np.mean([m.base_values for m in members], axis=0), atol=1e-12)
+    assert "soft-voting" in ens.method and "softmax path" in ens.method
+
+
+def test_probability_conversion_keeps_direction_and_is_exact():
+    rng = np.random.default_rng(0)
+    phi = rng.normal(scale=2.0, size=(5, 7, 4))
+    base = rng.normal(size=4)
+    vp, bp = logits_to_probability_shap(phi, base)
+    np.testing.assert_allclose(bp + vp.sum(axis=1), _softmax(base + phi.sum(axis=1)), atol=1e-9)
+    # a feature that only raises class 0's logit raises class 0's probability and lowers the others
+    one = np.zeros((1, 2, 4))
+    one[0, 0, 0] = 1.5
+    v1, _ = logits_to_probability_shap(one, np.zeros(4))
+    assert v1[0, 0, 0] > 0 and (v1[0, 0, 1:] < 0).all() and np.allclose(v1[0, 1], 0)
+
+
+def test_multiclass_output_is_always_three_dimensional():
+    per_class = [np.ones((3, 5)) * k for k in range(4)]  # shap < 0.45: one array per class
+    assert _as_3d(per_class, 3, 5).shape == (3, 5, 4)
+    assert _as_3d(np.zeros((3, 5, 4)), 3, 5).shape == (3, 5, 4)
+    assert _as_3d(np.zeros((3, 5)), 3, 5).shape == (3, 5, 1)
+    with pytest.raises(ExplanationError):
+        _as_3d(np.zeros((3, 6, 4)), 3, 5)
+
+
+@pytest.mark.parametrize("clf", [LogisticRegression(max_iter=500), RandomForestClassifier(n_estimators=10, random_state=0)],
+                         ids=["logreg", "forest"])
+def test_binary_models_get_one_column_per_class(trainer, clf):
+    X, y = trainer._X_train, (trainer._y_train == 0).astype(int)
+    pipe = Pipeline([("scaler", StandardScaler()), ("model", clf)]).fit(X, y)
+    for output in ("native", "probability"):
+        res = shap_values(pipe, X[:8], feature_names=trainer.feature_names_in_, classes=["other", "angry"], output=output)
+        assert res.values.shape == (8, X.shape[1], 2)
+        if res.space == "probability":
+            np.testing.assert_allclose(res.output, pipe.predict_proba(X[:8]), atol=1e-6)
+        else:  # symmetric logits: their difference is the binary log-odds
+            np.testing.assert_allclose(res.output[:, 1] - res.output[:, 0], pipe.decision_function(X[:8]), atol=1e-6)
+
+
+def test_other_linear_models_take_the_linear_route(trainer, rows):
+    lda = Pipeline([("scaler", StandardScaler()), ("model", LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto"))])
+    lda.fit(trainer._X_train, trainer._y_train)
+    res = shap_values(lda, rows, feature_names=trainer.feature_names_in_, classes=trainer.classes_,
+                      background=trainer._X_train, output="probability")
+    assert "LinearExplainer" in res.method
+    np.testing.assert_allclose(res.output, lda.predict_proba(rows), atol=1e-6)
+
+
+def test_unsupported_models_and_bad_input_are_refused(trainer, rows):
+    from sklearn.neighbors import KNeighborsClassifier
+
+    knn = Pipeline([("scaler", StandardScaler()), ("model", KNeighborsClassifier())]).fit(trainer._X_train, trainer._y_train)
+    with pytest.raises(ExplanationError, match="no SHAP route"):
+        PipelineShap(knn, n_classes=len(trainer.classes_))
+    with pytest.raises(ExplanationError, match="columns"):
+        shap_values(trainer.estimators_["logreg"], rows[:, :10], feature_names=trainer.feature_names_in_, classes=trainer.classes_)
+    with pytest.raises(ValueError, match="output"):
+        PipelineShap(trainer.estimators_["logreg"], n_classes=8, output="odds")
+
+
+# -- aggregates ------------------------------------------------------------------------------------
+def test_mean_abs_per_class_and_overall(held_out):
+    table = held_out.mean_abs()
+    assert list(table.columns) == ["overall", *held_out.classes]
+    j = held_out.feature_names.index(table.index[0])
+    for k, cls in enumerate(held_out.classes):
+        assert table.iloc[0][cls] == pytest.approx(np.abs(held_out.values[:, j, k]).mean())
+    np.testing.assert_allclose(table["overall"], table[held_out.classes].sum(axis=1))
+    assert table["overall"].is_monotonic_decreasing
+
+
+def test_group_aggregation_adds_up(held_out, trainer):
+    from vibe_check.features import describe_features
+
+    groups = dict(zip(*describe_features()[["name", "group"]].to_numpy().T))
+    table = held_out.by_group(groups)
+    assert table["n_features"].sum() == len(trainer.feature_names_in_)
+    assert table["sum"].sum() == pytest.approx(held_out.mean_abs()["overall"].sum())
+    assert table["share"].sum() == pytest.approx(1.0)
+    prosody = [i for i, f in enumerate(held_out.feature_names) if groups[f] == "prosody"]
+    assert table.loc["prosody", "sum"] == pytest.approx(np.abs(held_out.values[:, prosody]).mean(axis=0).sum())
+    # opposite pushes cancel in the net figure, never in the sum
+    assert (table["net"] <= table["sum"] + 1e-12).all()
+
+
+def test_global_shap_uses_only_held_out_clips(trainer, held_out, fold_models):
+    train, test = trainer.folds_[0]
+    assert len(held_out.rows) == 20 and set(held_out.rows) <= set(test) and not set(held_out.rows) & set(train)
+    np.testing.assert_array_equal(held_out.data, trainer._X_train[held_out.rows])
+    assert list(held_out.y_true) == list(trainer.classes_[trainer._y_train[held_out.rows]])
+    model = fold_models.model("random_forest", 0)
+    np.testing.assert_allclose(held_out.output, model.predict_proba(held_out.data), atol=1e-6)
+    assert fold_models.refit_seconds["random_forest"] > 0
+
+
+def test_impurity_importance(trainer):
+    imp = impurity_importance(trainer.estimators_["random_forest"], trainer.feature_names_in_)
+    assert imp.sum() == pytest.approx(1.0) and imp.is_monotonic_decreasing and len(imp) == len(trainer.feature_names_in_)
+    assert impurity_importance(trainer.estimators_["logreg"], trainer.feature_names_in_) is None
+
+
+def test_permutation_importance_is_bounded_and_held_out(trainer, fold_models):
+    groups = permutation_importance(trainer, "logreg", by="group", n_repeats=2, sample_size=20, fold_models=fold_models)
+    assert set(groups.table.index) == set(trainer.feature_config_["groups"])
+    assert groups.n_rows == 20 and groups.folds == [0] and groups.seconds < 20
+    assert groups.table["importance"].max() > 0  # shuffling every feature of some group hurts
+    feats = permutation_importance(trainer, "logreg", features=["f0_std", "hnr_mean", "rms_db_mean"], n_repeats=2,
+                                   sample_size=20, scoring="macro_f1", fold_models=fold_models)
+    assert set(feats.table.index) == {"f0_std", "hnr_mean", "rms_db_mean"} and feats.scoring == "macro_f1"
+    with pytest.raises(ValueError, match="scoring"):
+        permutation_importance(trainer, "logreg", scoring="auc", fold_models=fold_models)
+
+
+# -- local explanations -------------------------------------------------------------------------
+def test_words():
+    assert plain_label("f0_std") == "pitch variability"
+    assert plain_label("mfcc_03_mean") == "average MFCC 3"
+    assert plain_label("chroma_Cs_std") == "pitch class C# energy variability"
+    assert feature_unit("rms_db_slope", "frame RMS level in dB relative to the clip's level; slope (per second)") == "dB/s"
+    assert feature_unit("rms_db_skew", "frame RMS level in dB relative to the clip's level; skewness") == ""
+    assert feature_unit("spectral_centroid_slope", "spectral centroid (Hz): brightness; slope") == "Hz/s"
+    assert (sentence("f0_std", value=48.1, median=21.0, q25=15, q75=30, unit="Hz", target="angry", towards=True)
+            == "pitch variability high (f0_std = 48.1 Hz, typical 21.0) -> towards angry")
+    assert sentence("hnr_mean", value=3.0, median=9.0, q25=8, q75=12, unit="dB", target="sad", towards=False).startswith(
+        "average voice clarity low (hnr_mean = 3.0 dB")
+
+
+@pytest.mark.parametrize("name", ["logreg", "random_forest", "hist_gb", "ensemble"])
+def test_local_explanation_fields_and_signs(trained_models, trainer, name):
+    bundle = load_bundle(trained_models["paths"][name])
+    explainer = Explainer.from_bundle(bundle)
+    x = trainer._X_train[7]
+    out = explainer.explain(x, top_k=4)
+    proba = bundle["pipeline"].predict_proba(x[None])[0]
+    assert out["predicted"] == trainer.classes_[proba.argmax()] and out["probability"] == pytest.approx(proba.max())
+    assert out["space"] == "probability" and out["model"] == name
+    # the explained output of the predicted class is its probability
+    assert out["output"] == pytest.approx(out["probability"], abs=1e-6)
+    total = sum(i["contribution"] for i in out["towards"] + out["away"]) + out["rest"]
+    assert out["base_value"] + total == pytest.approx(out["probability"], abs=1e-6)
+    towards, away = [i["contribution"] for i in out["towards"]], [i["contribution"] for i in out["away"]]
+    assert 0 < len(towards) <= 4 and len(away) <= 4
+    assert all(c > 0 for c in towards) and towards == sorted(towards, reverse=True)
+    assert all(c < 0 for c in away) and away == sorted(away)
+    extra = bundle["extra"]
+    names = bundle["metadata"]["feature_names"]
+    for item in out["towards"] + out["away"]:
+        j = names.index(item["name"])
+        assert item["value"] == pytest.approx(x[j]) and item["typical"] == pytest.approx(extra["feature_median"][j])
+        assert item["q25"] <= item["typical"] <= item["q75"]
+        assert item["group"] in trainer.feature_config_["groups"] and item["description"] and item["label"]
+        m = SENTENCE.match(item["sentence"])
+        assert m and m["name"] == item["name"] and m["cls"] == out["predicted"], item["sentence"]
+        assert ("-> towards" in item["sentence"]) == (item["contribution"] > 0)
+    assert out["predicted"] in out["summary"]
+    json.dumps(out)  # JSON-ready for the service
+
+
+def test_explainer_is_built_once_and_fast(trained_models, trainer):
+    explainer = Explainer.from_bundle(load_bundle(trained_models["paths"]["logreg"]))
+    explainer.explain(trainer._X_train[0])
+    secs = [explainer.explain(trainer._X_train[i], proba=None)["seconds"] for i in range(5)]
+    assert np.median(secs) < 0.5
+
+
+def test_explain_instance_matches_explainer(trained_models, trainer):
+    bundle = load_bundle(trained_models["paths"]["random_forest"])
+    meta, extra = bundle["metadata"], bundle["extra"]
+    x = trainer._X_train[3]
+    one = explain_instance(bundle["pipeline"], x, feature_names=meta["feature_names"], classes=meta["classes"],
+                           background=extra["background"], feature_median=extra["feature_median"],
+                           feature_q25=extra["feature_q25"], feature_q75=extra["feature_q75"], top_k=3)
+    again = Explainer.from_bundle(bundle).explain(x, top_k=3)
+    assert [i["name"] for i in one["towards"]] == [i["name"] for i in again["towards"]]
+    assert one["probability"] == pytest.approx(again["probability"])
+
+
+def test_model_explain_and_cli(trained_models, capsys):
+    from vibe_check.cli import main
+    from vibe_check.models import CustomEmotionModel
+
+    model = CustomEmotionModel(trained_models["best"])
+    wav = sorted(trained_models["corpus"].rglob("*.wav"))[0]
+    if not hasattr(model, "explain"):
+        pytest.skip("CustomEmotionModel.explain is not there yet")
+    out = model.explain(wav, top_k=3)
+    assert out["predicted"] == model.predict_emotion_from_file(wav)["emotion"]
+    assert out["signal"]["duration_s"] > 0 and len(out["towards"]) <= 3
+    assert model.explain(wav.read_bytes(), top_k=3)["predicted"] == out["predicted"]
+    assert main(["explain", "--model", str(trained_models["best"]), str(wav), "--top", "3"]) == 0
+    text = capsys.readouterr().out
+    assert f"-- towards {out['predicted']} --" in text and out["towards"][0]["name"] in text
+    assert main(["explain", "--model", str(trained_models["best"]), str(wav), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["predicted"] == out["predicted"]
+
+
+# -- plots and report -----------------------------------------------------------------------------
+def assert_png(path, min_size=(500, 300)):
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert 5_000 < path.stat().st_size < 3_000_000
+    with Image.open(path) as im:
+        assert im.size[0] >= min_size[0] and im.size[1] >= min_size[1] and max(im.size) < 4000
+
+
+def test_plots_are_png_files(held_out, trainer, fold_models, tmp_path):
+    assert_png(plot_shap_beeswarm(held_out, tmp_path / "bee.png", top_k=6), (1000, 800))
+    assert_png(plot_shap_bar(held_out, tmp_path / "bar.png", top_k=10, feature_groups={"f0_std": "prosody"}))
+    from vibe_check.features import describe_features
+
+    groups = dict(zip(*describe_features()[["name", "group"]].to_numpy().T))
+    assert_png(plot_group_importance(held_out.by_group(groups), tmp_path / "groups.png"))
+    perm = permutation_importance(trainer, "random_forest", by="group", n_repeats=1, sample_size=10, fold_models=fold_models)
+    assert_png(plot_permutation(perm, tmp_path / "perm.png"))
+    oof = trainer.cv_results_["logreg"].oof
+    curve = reliability_curve(trainer.label_encoder_.transform(oof["y_true"]), oof[[f"proba_{c}" for c in trainer.classes_]].to_numpy())
+    assert_png(plot_reliability({"logreg": curve}, tmp_path / "rel.png", ece={"logreg": 0.1}))
+
+
+def test_html_report_is_self_contained_and_complete(trainer, tmp_path):
+    command = "pytest tests/test_explain.py --report"
+    path = write_report(trainer, tmp_path, command=command, models=["logreg", "ensemble"], shap_sample=24, max_folds=1,
+                        permutation_features=8, n_repeats=1, permutation_sample=24)
+    html = path.read_text()
+    assert path.name == "report.html" and html.startswith("<!DOCTYPE html>")
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", html, re.I)  # nothing fetched from the network
+    assert "<script" not in html.lower()
+    for anchor, title in REPORT_SECTIONS.items():
+        assert f'id="{anchor}"' in html and f"<h2>{title}" in html.replace("&amp;", "&")
+    assert 'id="shap-logreg"' in html and 'id="shap-ensemble"' in html and 'id="shap-hist_gb"' not in html
+    assert html.count("data:image/png;base64,") >= 2 * 3 + 1  # bar, beeswarm, groups per model + calibration
+    assert command in html and trainer.feature_hash_ in html and "shap" in html and "±" in html
+    assert all(f"<th>{c}</th>" in html for c in trainer.classes_)  # confusion matrix columns
+    assert "gender gap" in html and "actor 1 (" in html
+    for png in ("logreg_shap_beeswarm.png", "ensemble_shap_bar.png", "reliability.png"):
+        assert_png(tmp_path / "report_files" / png)
