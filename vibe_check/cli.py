@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
               "cross-validate models speaker-independently and save bundles"),
     "evaluate": ("vibe_check.training._cli", "add_evaluate_arguments", "run_evaluate",
                  "score a saved bundle on clips it has not seen"),
+    "explain": ("vibe_check.explain._cli", "add_explain_arguments", "run_explain", "explain why a model heard an emotion in audio files"),
 }
 
 

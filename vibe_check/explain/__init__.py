@@ -33,7 +33,15 @@ from ._importance import (
 from ._local import Explainer, explain_audio, explain_instance
 from ._plots import plot_group_importance, plot_permutation, plot_reliability, plot_shap_bar, plot_shap_beeswarm
 from ._report import GENDER_GAP_FLAG, REPORT_SECTIONS, write_report
-from ._shap import OUTPUT_SPACES, ExplanationError, PipelineShap, ShapResult, logits_to_probability_shap, shap_values
+from ._shap import (
+    OUTPUT_SPACES,
+    ExplanationError,
+    PipelineShap,
+    ShapResult,
+    logits_to_probability_shap,
+    shap_values,
+    unsupported_reason,
+)
 from ._words import plain_label
 
 __all__ = [
@@ -62,5 +70,6 @@ __all__ = [
     "plot_shap_bar",
     "plot_shap_beeswarm",
     "shap_values",
+    "unsupported_reason",
     "write_report",
 ]

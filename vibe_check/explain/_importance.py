@@ -310,7 +310,7 @@ def explain_global(trainer, models: Sequence[str] | None = None, *, sample_size:
     fm = FoldModels(trainer, max_folds=max_folds)
     groups = _feature_groups(trainer)
     out = {}
-    for name in models or list(trainer.estimators_):
+    for name in list(trainer.estimators_) if models is None else models:
         res = explain_model(trainer, name, sample_size=sample_size, output=output, fold_models=fm, random_state=random_state)
         mean_abs = res.mean_abs()
         ge = GlobalExplanation(model=name, shap=res, mean_abs=mean_abs, groups=res.by_group(groups),

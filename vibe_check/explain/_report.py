@@ -24,6 +24,7 @@ from ..training._train import SELECTION_RULE
 from . import _html as h
 from ._importance import GlobalExplanation, explain_global
 from ._plots import plot_group_importance, plot_permutation, plot_reliability, plot_shap_bar, plot_shap_beeswarm
+from ._shap import unsupported_reason
 
 __all__ = ["write_report", "GENDER_GAP_FLAG", "REPORT_SECTIONS"]
 
@@ -165,12 +166,16 @@ def _calibration(trainer, pooled, fig_dir: Path) -> str:
 
 
 def _explanations(trainer, explained: dict[str, GlobalExplanation], fig_dir: Path, groups: dict[str, str],
-                  descriptions: dict[str, str]) -> tuple[str, dict]:
+                  descriptions: dict[str, str], skipped: dict[str, str]) -> tuple[str, dict]:
     timings = {}
+    notes = "".join(f"<li><code>{h.esc(n)}</code>: {h.esc(r)}</li>" for n, r in skipped.items())
+    skipped_html = f'<p class="flag">Not explained:</p><ul>{notes}</ul>' if notes else ""
+    if not explained:
+        return skipped_html or "<p>No model was explained.</p>", timings
     any_ge = next(iter(explained.values()))
     res0 = any_ge.shap
     folds = sorted(set(res0.extra["fold"].tolist()))
-    body = [f"""<p>SHAP values of <b>{res0.values.shape[0]} held-out clips</b> (folds {', '.join(map(str, folds))}): each
+    body = [skipped_html, f"""<p>SHAP values of <b>{res0.values.shape[0]} held-out clips</b> (folds {', '.join(map(str, folds))}): each
 fold's model is refit on that fold's training speakers and explains clips of its unseen test speakers. A SHAP value is
 how much a feature moved one class's output away from the model's average output for that clip; base value + the sum
 over features = the model's output. Logistic regression and gradient boosting are explained in <b>log-odds</b> (exact),
@@ -305,10 +310,13 @@ def write_report(trainer, out_dir: str | os.PathLike, *, command: str = "", shap
     table = describe_features(FeatureConfig.from_dict(trainer.feature_config_))
     groups, descriptions = dict(zip(table["name"], table["group"])), dict(zip(table["name"], table["description"]))
     pooled = _pooled(trainer)
-    explained = explain_global(trainer, models, sample_size=shap_sample, max_folds=max_folds, permutation=permutation,
+    wanted = list(models or trainer.estimators_)
+    # A model shap cannot explain (multiclass GradientBoostingClassifier) is named, not fatal.
+    skipped = {n: r for n in wanted if (r := unsupported_reason(trainer.estimators_[n], len(trainer.classes_)))}
+    explained = explain_global(trainer, [n for n in wanted if n not in skipped], sample_size=shap_sample, max_folds=max_folds, permutation=permutation,
                                permutation_features=permutation_features, n_repeats=n_repeats,
                                permutation_sample=permutation_sample)
-    explanations, explain_timings = _explanations(trainer, explained, fig_dir, groups, descriptions)
+    explanations, explain_timings = _explanations(trainer, explained, fig_dir, groups, descriptions, skipped)
     bodies = {
         "summary": _summary(trainer, pooled),
         "metrics": _metrics(trainer),

@@ -62,6 +62,7 @@ __all__ = [
     "ShapResult",
     "PipelineShap",
     "shap_values",
+    "unsupported_reason",
     "logits_to_probability_shap",
     "OUTPUT_SPACES",
 ]
@@ -434,3 +435,18 @@ def shap_values(
     return ShapResult(values=values, base_values=base, data=X, feature_names=list(feature_names),
                       classes=[str(c) for c in classes], space=ps.space, method=ps.method,
                       seconds=time.perf_counter() - t0, model=model, y_true=y_true)
+
+
+def unsupported_reason(estimator, n_classes: int) -> str | None:
+    """Why ``estimator`` cannot be explained (None when it can).
+
+    Examples
+    --------
+    >>> unsupported_reason(trainer.estimators_["gradient_boosting"], 8)  # doctest: +SKIP
+    'shap 0.51.0 cannot explain a 8-class GradientBoostingClassifier (...); use hist_gb, which it supports'
+    """
+    try:
+        PipelineShap(estimator, n_classes=n_classes)
+    except ExplanationError as exc:
+        return str(exc)
+    return None

@@ -398,6 +398,31 @@ class CustomEmotionModel:
         """
         return self.classes_[self.predict_proba(items, n_jobs=n_jobs).argmax(axis=1)]
 
+    def explain(self, source: Any, *, top_k: int = 5) -> dict:
+        """Classify one input and say why: the features pushing towards and away from the
+        predicted class, with their values, typical training values and SHAP contributions.
+
+        Parameters
+        ----------
+        source : path, bytes, file object or (samples, sample_rate)
+        top_k : int
+            Features listed on each side.
+
+        Returns
+        -------
+        dict
+            See :func:`vibe_check.explain.explain_audio`: ``predicted``, ``probability``,
+            ``towards`` / ``away`` (each feature with a plain-words ``sentence``), ``summary``...
+
+        Examples
+        --------
+        >>> model.explain("clip.wav", top_k=3)["towards"][0]["sentence"]  # doctest: +SKIP
+        'pitch variability high (f0_std = 48.1 Hz, typical 21.0) -> towards angry'
+        """
+        from ..explain import explain_audio  # lazy: shap is imported only when explanations are asked for
+
+        return explain_audio(self, source, top_k=top_k)
+
     # -- description ------------------------------------------------------------------------------
     def cv_summary(self) -> dict[str, dict[str, float]]:
         """Mean and standard deviation over the speaker-independent CV folds of macro-F1, UAR and accuracy."""
