@@ -81,6 +81,11 @@ class Explainer:
                                   output=output)
         self.space = self._shap.space
         self.method = self._shap.method
+        from threadpoolctl import ThreadpoolController
+
+        # One clip is too little work for OpenMP/BLAS threads: on two busy cores their start-up
+        # and spin-waiting made a hist_gb prediction take seconds instead of milliseconds.
+        self._threads = ThreadpoolController()
 
     @classmethod
     def from_bundle(cls, bundle, *, output: str = "probability") -> "Explainer":
@@ -99,7 +104,8 @@ class Explainer:
         if X.shape[1] != len(self.feature_names):
             raise ExplanationError(f"got {X.shape[1]} features, the model expects {len(self.feature_names)}")
         t0 = time.perf_counter()
-        values, base = self._shap(X)
+        with self._threads.limit(limits=1):
+            values, base = self._shap(X)
         return ShapResult(values=values, base_values=base, data=X, feature_names=self.feature_names,
                           classes=self.classes, space=self.space, method=self.method,
                           seconds=time.perf_counter() - t0, model=self.model_name)
@@ -155,12 +161,13 @@ class Explainer:
         """
         t0 = time.perf_counter()
         x = np.asarray(x, dtype=np.float64).reshape(-1)
-        if proba is None:
-            proba = self.pipeline.predict_proba(x[None])[0]
+        with self._threads.limit(limits=1):
+            if proba is None:
+                proba = self.pipeline.predict_proba(x[None])[0]
+            values, base = self._shap(x[None])
         proba = np.asarray(proba, dtype=np.float64).reshape(-1)
         k = int(np.argmax(proba))
         target = self.classes[k]
-        values, base = self._shap(x[None])
         phi = values[0, :, k]
         order = np.argsort(-phi, kind="stable")
         towards = [j for j in order[:top_k] if phi[j] > 0]

@@ -159,7 +159,7 @@ def _calibration(trainer, pooled, fig_dir: Path) -> str:
     path = plot_reliability(curves, fig_dir / "reliability.png", ece=ece)
     rows = [[n, h.pm(*trainer.cv_results_[n].scalar("ece")), m["ece"], float(m["_proba"].max(axis=1).mean()), m["accuracy"]]
             for n, m in pooled.items()]
-    return (h.img(path, "reliability diagram", css_class="half")
+    return (h.img(path, "reliability diagram")
             + h.table(["model", "ECE (per fold)", "ECE (pooled)", "mean confidence", "accuracy"], rows)
             + '<p class="note">A calibrated model is right as often as it is confident: its curve follows the diagonal. '
             "Below the diagonal the model is over-confident.</p>")
