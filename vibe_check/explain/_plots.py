@@ -106,7 +106,7 @@ def plot_shap_beeswarm(result: ShapResult, path: str | os.PathLike, *, top_k: in
     for ax in axes.ravel()[len(classes):]:
         ax.set_visible(False)
     if scatter is not None:
-        cbar = fig.colorbar(scatter, ax=axes, shrink=0.3, aspect=25, pad=0.01)
+        cbar = fig.colorbar(scatter, ax=axes, shrink=min(0.8, 1.2 / nrows), aspect=25, pad=0.01)
         cbar.set_ticks([0, 1], labels=["low", "high"])
         cbar.set_label("feature value (rank among these clips)", fontsize=9)
     fig.suptitle(_title(result, "SHAP values per class"), fontsize=14)
