@@ -7,6 +7,7 @@ Every entry point (feature extraction, inference, serving) goes through :func:`l
 from __future__ import annotations
 
 import io
+import re
 import os
 from pathlib import Path
 from typing import BinaryIO, Union
@@ -138,7 +139,7 @@ def load_audio(
     --------
     >>> y = load_audio("clip.wav")  # doctest: +SKIP
     """
-    name = "<bytes>"
+    name = "the audio data"
     if isinstance(source, (bytes, bytearray, memoryview)):
         if len(source) == 0:
             raise EmptyAudioError("the uploaded audio is empty (0 bytes)")
@@ -170,9 +171,11 @@ def load_audio(
     except AudioTooLongError:
         raise
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        # libsndfile's text starts with "Error opening <repr of the file object>: "; keep the reason.
+        reason = getattr(exc, "error_string", None) or re.sub(r"^Error opening .*?: ", "", str(exc))
         raise AudioDecodeError(
             f"{name} could not be decoded as audio (corrupt, or not a format libsndfile reads: "
-            f"WAV, FLAC, OGG, MP3...): {exc}"
+            f"WAV, FLAC, OGG, MP3...): {reason}"
         ) from None
     if y.shape[0] == 0:
         raise EmptyAudioError(f"{name} holds no samples")
