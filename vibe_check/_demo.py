@@ -97,8 +97,11 @@ def run_demo(args: argparse.Namespace) -> int:
         example = test_files[0]
         print(f"6. why? explaining {Path(example).name}")
         explanation = model.explain(example, top_k=4)
-        for line in explanation.get("sentences", []):
-            print(f"   {line}")
+        print(f"   predicted {explanation['predicted']} ({explanation['probability']:.2f}); strongest reasons:")
+        for reason in explanation["towards"]:
+            print(f"   + {reason['sentence']}")
+        for reason in explanation["away"][:2]:
+            print(f"   - {reason['sentence']}")
 
     print(f"\ndone in {time.perf_counter() - t0:.1f} s. Next: `vibe-check predict --model {written['best']} FILE.wav`"
           + (f"; open {report} in a browser" if report else ""))
