@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # System packages the test suite uses beyond Python: Debian's Prometheus server (and promtool),
-# for tests/test_prometheus_integration.py. Idempotent: installs only what is missing.
+# for tests/test_prometheus_integration.py, and Chromium with its driver for tests/test_web_page.py. Idempotent: installs only what is missing.
 # Without root or apt it prints what is missing and exits 0; the tests that need a missing
 # program skip with a clear reason.
 set -euo pipefail
 
-PACKAGES=(prometheus)
+PACKAGES=(prometheus chromium chromium-driver)
 # binary that proves each package is installed
-declare -A PROVIDES=([prometheus]=prometheus)
+declare -A PROVIDES=([prometheus]=prometheus [chromium]=chromium [chromium-driver]=chromedriver)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
