@@ -1,0 +1,55 @@
+#!/usr/bin/env python
+"""Training time per model and for a whole run on RAVDESS (speaker-independent 5-fold CV + refit).
+
+    python benchmarks/bench_training.py [--data-dir ../shared/data/ravdess16k] [--models logreg,lda,...]
+
+Features come from the manifest cache (built first if missing: that time is printed apart).
+Prints per model: fit seconds per fold, refit seconds, prediction ms per clip and macro-F1, then
+the wall time of the whole run (CV of every model + refit + saving the bundles).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from vibe_check.features import build_manifest
+from vibe_check.training import EmotionTrainer
+from vibe_check.training._train import DEFAULT_MODELS
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data-dir", default="../shared/data/ravdess16k")
+    ap.add_argument("--models", default=",".join(DEFAULT_MODELS))
+    ap.add_argument("--task", default="emotion")
+    ap.add_argument("--n-jobs", type=int, default=2)
+    ap.add_argument("--cache-dir", default="data/.feature_cache")
+    args = ap.parse_args(argv)
+    if not Path(args.data_dir).is_dir():
+        print(f"no data at {args.data_dir}; pass --data-dir", file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
+    manifest = build_manifest(args.data_dir, None, n_jobs=args.n_jobs, cache_dir=args.cache_dir, progress=False)
+    t_features = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    trainer = EmotionTrainer(task=args.task, models=args.models.split(","), n_jobs=args.n_jobs).fit(manifest)
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer.save_bundles(tmp)
+    t_run = time.perf_counter() - t1
+    print(f"{len(manifest)} clips, task {args.task}, {len(trainer.folds_)} speaker-independent folds, n_jobs={args.n_jobs}")
+    print(f"features (manifest, cached after the first run): {t_features:.1f} s\n")
+    print(f"{'model':<15} {'fit s/fold':>10} {'refit s':>8} {'predict ms/clip':>16} {'macro-F1':>16}")
+    table = trainer.metrics_table().set_index("model")
+    for name, row in table.iterrows():
+        print(f"{name:<15} {row['fit_seconds_per_fold']:>10.2f} {trainer.refit_seconds_[name]:>8.2f} "
+              f"{row['predict_ms_per_clip']:>16.3f} {row['macro_f1_mean']:>9.3f} ± {row['macro_f1_std']:.3f}")
+    print(f"\nwhole run (CV of {len(table)} models + refit + bundles): {t_run:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
