@@ -134,13 +134,16 @@ class EmotionService:
     @staticmethod
     def warm_up(model) -> None:
         """Run the stages once on a generated second of speech so the first client does not pay
-        for lazy imports and JIT compilation (about a second on the first clip). Best effort."""
+        for lazy imports, JIT compilation and building the SHAP explainer (seconds, once). Best effort."""
         try:
             from ..data import synthesize_utterance
 
-            y = synthesize_utterance("neutral", sr=int(model.extractor.config.sample_rate), duration=1.0, seed=0)
+            sr = int(model.extractor.config.sample_rate)
+            y = synthesize_utterance("neutral", sr=sr, duration=1.0, seed=0)
             vector, _ = model.features(y)
             model.predict_proba_features(np.asarray(vector)[None, :])
+            if hasattr(model, "explain"):
+                model.explain((y, sr), top_k=1)
         except Exception as exc:
             log.warning("warm-up failed (the first request will be slower): %s", exc)
 
