@@ -273,6 +273,7 @@ def create_app(model_or_path, *, settings: ServeSettings | None = None) -> FastA
         explain = explain or fields.get("explain", "").strip().lower() in _TRUE
         if explain and not hasattr(model, "explain"):
             raise ExplainUnavailableError("this model cannot explain its predictions yet (no explain method); retry without explain=true")
+        service.precheck(uploads[0][1])
         return await service.run(service.predict_bytes, uploads[0][1], top_k if explain else None)
 
     @app.post("/predict/batch", summary="Classify several clips",
@@ -305,6 +306,8 @@ def create_app(model_or_path, *, settings: ServeSettings | None = None) -> FastA
 
     @app.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
     async def prometheus_metrics():
+        if service.drift is not None:  # drift and SHAP summaries are computed at scrape time
+            service.drift.export()
         return Response(generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     # "/" belongs to the web page another module installs under static/; serve it only if present.

@@ -22,7 +22,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .._version import __version__
-from ..exceptions import AudioError, AudioTooLongError
+from ..exceptions import AudioError, AudioTooLongError, EmptyAudioError
 from ._errors import ModelNotReadyError, RequestTimeoutError, ServiceBusyError, UploadTooLargeError
 from ._metrics import ServiceMetrics
 from ._settings import ServeSettings
@@ -71,6 +71,14 @@ def model_summary(model) -> dict:
     return to_json(summary)
 
 
+def _cv_macro_f1(model) -> float | None:
+    """Mean CV macro-F1 from the bundle's metadata, if recorded."""
+    try:
+        return float(model.cv_summary()["macro_f1"]["mean"])
+    except Exception:
+        return None
+
+
 class EmotionService:
     """A model, its metrics and the worker pool that runs it.
 
@@ -88,6 +96,7 @@ class EmotionService:
         self.metrics = metrics
         self.model = None
         self.load_error: str | None = None
+        self.drift = None  # a DriftMonitor once a model is in service (unless settings.drift is off)
         self.bundle_path: Path | None = None
         if isinstance(model_or_path, (str, os.PathLike)):
             self.bundle_path = Path(model_or_path)
@@ -110,8 +119,15 @@ class EmotionService:
             task=str(meta.get("task", "unknown")),
             feature_hash=str(meta.get("feature_hash", "unknown")),
             version=__version__,
+            cv_macro_f1=_cv_macro_f1(model),
         )
         self.metrics.init_labels(getattr(model, "classes_", []))
+        self.drift = None
+        if self.settings.drift:
+            from ._drift import DriftMonitor
+
+            self.drift = DriftMonitor.for_model(model, window=self.settings.drift_window,
+                                                shap_fraction=self.settings.shap_fraction, metrics=self.metrics)
         self.model = model
 
     def load(self) -> None:
@@ -204,10 +220,16 @@ class EmotionService:
                 self._executor = None
 
     # -- prediction stages (run in worker threads) ------------------------------------------
-    def _check_header_duration(self, data: bytes) -> None:
-        """Refuse audio that is too long from its header, before spending time decoding it."""
+    def precheck(self, data: bytes) -> None:
+        """Refuse an empty upload, and audio too long from its header, before decoding it.
+
+        Cheap (a header read), so the app runs it before queueing: such uploads never wait
+        behind real predictions for a worker.
+        """
         import soundfile as sf
 
+        if len(data) == 0:
+            raise EmptyAudioError("the uploaded audio is empty (0 bytes)")
         try:
             info = sf.info(io.BytesIO(data))
         except Exception:  # not audio, or not a format with a header: decoding reports it properly
@@ -227,11 +249,13 @@ class EmotionService:
         model = self.require_ready()
         t = self.metrics.time_stage
         with t("decode"):
-            self._check_header_duration(data)
+            self.precheck(data)
             y = model.decode(data)
         self._check_duration(y.size / float(model.extractor.config.sample_rate))
         with t("features"):
             vector, info = model.features(y)
+        if self.drift is not None:
+            self.drift.observe(vector, info)
         with t("model"):
             proba = np.asarray(model.predict_proba_features(np.asarray(vector)[None, :]))[0]
         result = to_json(model.result_from_proba(proba, info))
