@@ -23,6 +23,9 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-upload-mb", type=float, help=f"largest upload per file in MiB (default: {d.max_upload_bytes / _MIB:g})")
     parser.add_argument("--max-audio-seconds", type=float, help=f"longest accepted audio (default: {d.max_audio_seconds:g})")
     parser.add_argument("--timeout", type=float, help=f"seconds a prediction may take before 504 (default: {d.request_timeout_s:g})")
+    parser.add_argument("--drift-window", type=int, help=f"recent requests compared with the training data for drift (default: {d.drift_window})")
+    parser.add_argument("--shap-fraction", type=float, help=f"share of requests whose SHAP values are monitored, 0 disables (default: {d.shap_fraction:g})")
+    parser.add_argument("--no-drift", action="store_true", help="turn off drift, input and SHAP monitoring")
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
                         help="uvicorn log level (default: %(default)s)")
     parser.epilog = "Every option can also be set with a VIBE_CHECK_<SETTING> environment variable (e.g. VIBE_CHECK_WORKERS=4)."
@@ -34,6 +37,8 @@ def settings_from_args(args: argparse.Namespace) -> ServeSettings:
         host=args.host, port=args.port, workers=args.workers, queue_size=args.queue_size,
         max_upload_bytes=None if args.max_upload_mb is None else int(args.max_upload_mb * _MIB),
         max_audio_seconds=args.max_audio_seconds, request_timeout_s=args.timeout,
+        drift_window=getattr(args, "drift_window", None), shap_fraction=getattr(args, "shap_fraction", None),
+        drift=False if getattr(args, "no_drift", False) else None,
     )
 
 

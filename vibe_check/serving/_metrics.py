@@ -23,6 +23,11 @@ STAGES = ("decode", "features", "model", "explain", "end_to_end")
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 7.5, 10.0)
 #: Confidence is a top-class probability: 1/n_classes .. 1, finer where decisions are made.
 CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.99, 1.0)
+#: Input level of a request in dBFS and its estimated SNR in dB.
+LEVEL_BUCKETS = (-80.0, -70.0, -60.0, -50.0, -45.0, -40.0, -35.0, -30.0, -25.0, -20.0, -15.0, -10.0, -5.0, 0.0)
+SNR_BUCKETS = (0.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0, 35.0, 40.0, 50.0, 60.0, 80.0)
+#: Feature groups of the extractor: drift and SHAP series exist for each from the start.
+FEATURE_GROUPS = ("prosody", "voice_quality", "energy", "timing", "spectral", "contrast", "cepstral", "mel", "chroma")
 
 
 class ServiceMetrics:
@@ -72,6 +77,22 @@ class ServiceMetrics:
         self.pool_capacity = Gauge(f"{PREFIX}_worker_slots", "Predictions the worker pool admits at once (workers + queue).", registry=r)
         self.model_info = Gauge(f"{PREFIX}_model_info", "The model in service (value 1).",
                                 ["model", "task", "feature_hash", "version"], registry=r)
+        # Production monitoring (filled by serving._drift.DriftMonitor; bounded labels: fixed groups,
+        # the model's classes, a fixed list of top features).
+        self.drift_psi = Gauge(f"{PREFIX}_feature_drift_psi", "Mean PSI of the group's features: recent requests vs training "
+                               "(<0.1 stable, 0.1-0.25 moderate, >0.25 significant).", ["group"], registry=r)
+        self.drift_window = Gauge(f"{PREFIX}_drift_window_size", "Requests in the drift window.", registry=r)
+        self.input_level = Histogram(f"{PREFIX}_input_level_dbfs", "Input level of requests (dBFS, 95th pct of frame RMS).",
+                                     buckets=LEVEL_BUCKETS, registry=r)
+        self.input_snr = Histogram(f"{PREFIX}_input_snr_db", "Estimated SNR of requests (dB).", buckets=SNR_BUCKETS, registry=r)
+        self.shap_mean_abs = Gauge(f"{PREFIX}_shap_mean_abs", "Mean |SHAP| per feature group over sampled recent requests.",
+                                   ["group"], registry=r)
+        self.shap_feature_mean_abs = Gauge(f"{PREFIX}_shap_feature_mean_abs", "Mean |SHAP| of the top features over sampled "
+                                           "recent requests.", ["feature"], registry=r)
+        self.training_share = Gauge(f"{PREFIX}_training_class_share", "Share of each class in the training data.",
+                                    ["emotion"], registry=r)
+        self.model_cv_macro_f1 = Gauge(f"{PREFIX}_model_cv_macro_f1", "Cross-validated macro-F1 of the model in service "
+                                       "(from its bundle).", ["model"], registry=r)
 
     @contextmanager
     def time_stage(self, stage: str) -> Iterator[None]:
@@ -90,9 +111,11 @@ class ServiceMetrics:
     def record_error(self, endpoint: str, error_type: str) -> None:
         self.errors.labels(endpoint=endpoint, error_type=error_type).inc()
 
-    def set_model(self, *, model: str, task: str, feature_hash: str, version: str) -> None:
+    def set_model(self, *, model: str, task: str, feature_hash: str, version: str, cv_macro_f1: float | None = None) -> None:
         self.model_info.clear()  # one model per service: a reload replaces the series
         self.model_info.labels(model=model, task=task, feature_hash=feature_hash, version=version).set(1)
+        self.model_cv_macro_f1.clear()
+        self.model_cv_macro_f1.labels(model=model).set(float("nan") if cv_macro_f1 is None else cv_macro_f1)
 
     def init_labels(self, classes) -> None:
         """Create the series of every known emotion and stage at zero, so rates and dashboards
@@ -101,3 +124,8 @@ class ServiceMetrics:
             self.predictions.labels(emotion=str(c))
         for stage in STAGES:
             self.latency.labels(stage=stage)
+        for c in classes:
+            self.training_share.labels(emotion=str(c))
+        for group in FEATURE_GROUPS:  # NaN: nothing measured yet (or monitoring is off)
+            self.drift_psi.labels(group=group).set(float("nan"))
+            self.shap_mean_abs.labels(group=group).set(float("nan"))

@@ -42,6 +42,12 @@ class ServeSettings:
         Most files in one ``/predict/batch`` request.
     explain_top_k : int
         Default number of reasons returned with ``?explain=true``.
+    drift : bool
+        Monitor feature drift, input level/SNR and sampled SHAP values (``serving._drift``).
+    drift_window : int
+        Recent requests the drift monitor compares with the training data.
+    shap_fraction : float
+        Share of requests whose SHAP values feed ``vibe_check_shap_*`` (0 disables).
 
     Examples
     --------
@@ -60,6 +66,9 @@ class ServeSettings:
     queue_size: int = 16
     max_batch_files: int = 16
     explain_top_k: int = 5
+    drift: bool = True
+    drift_window: int = 500
+    shap_fraction: float = 0.1
 
     def __post_init__(self) -> None:
         problems = []
@@ -77,6 +86,10 @@ class ServeSettings:
             problems.append(f"max_batch_files must be at least 1, got {self.max_batch_files}")
         if not 1 <= self.explain_top_k <= 50:
             problems.append(f"explain_top_k must be between 1 and 50, got {self.explain_top_k}")
+        if self.drift_window < 1:
+            problems.append(f"drift_window must be at least 1, got {self.drift_window}")
+        if not 0 <= self.shap_fraction <= 1:
+            problems.append(f"shap_fraction must be between 0 and 1, got {self.shap_fraction}")
         if not 0 <= self.port <= 65535:
             problems.append(f"port must be between 0 and 65535, got {self.port}")
         if problems:
@@ -109,6 +122,9 @@ class ServeSettings:
             if raw is None or raw == "":
                 continue
             kind = type(getattr(cls, f.name))  # the default's type: str, int or float
+            if kind is bool:  # bool("0") is True: read the usual words instead
+                changes[f.name] = raw.strip().lower() in ("1", "true", "yes", "on")
+                continue
             try:
                 changes[f.name] = kind(raw)
             except ValueError:
