@@ -247,8 +247,9 @@ class _PrometheusAPI:
 
 
 @pytest.fixture
-def live_service(trained_models):
-    """The service on 127.0.0.1:<free port>, run by uvicorn in a thread."""
+def live_service(trained_models, request):
+    """The service on 127.0.0.1:<free port>, run by uvicorn in a thread (indirect parameters:
+    settings overrides)."""
     import uvicorn
 
     from vibe_check.models._custom import CustomEmotionModel
@@ -256,7 +257,7 @@ def live_service(trained_models):
 
     model = CustomEmotionModel(trained_models["best"])
     port = free_port()
-    app = create_app(model, settings=ServeSettings(port=port, max_audio_seconds=8))
+    app = create_app(model, settings=ServeSettings(port=port, max_audio_seconds=8, **getattr(request, "param", {})))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
     thread.start()
@@ -284,6 +285,11 @@ def prometheus(tmp_path, live_service):
     job["static_configs"][0]["targets"] = [f"127.0.0.1:{live_service['port']}"]
     config_path = tmp_path / "prometheus.yml"
     config_path.write_text(yaml.safe_dump(config))
+    for name in config.get("rule_files", []):  # copies next to the config, alerts firing without a "for" wait
+        rules = yaml.safe_load((PROMETHEUS_YML.parent / name).read_text())
+        for rule in (r for g in rules["groups"] for r in g["rules"]):
+            rule["for"] = "0s"
+        (tmp_path / name).write_text(yaml.safe_dump(rules))
     port = free_port()
     log_path = tmp_path / "prometheus.log"
     with open(log_path, "wb") as log:
@@ -368,3 +374,39 @@ def test_every_dashboard_query_returns_data(prometheus, live_service):
     assert not not_finite, f"dashboard queries with only NaN/inf values: {not_finite}"
     info = api.query('vibe_check_model_info{job="vibe-check"}')
     assert info[0]["metric"]["model"] == live_service["model"].name
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("live_service", [{"drift_window": 90, "shap_fraction": 0.05}], indirect=True)
+def test_drift_alert_fires_on_quieter_noisier_inputs(prometheus, live_service, trained_models):
+    """Clean clips keep the drift alert quiet; the same clips 20 dB quieter in noise fire it."""
+    import httpx
+    from test_drift import corpus_clips, degrade
+
+    api = prometheus
+    api.wait_for('up{job="vibe-check"}', lambda v: v == 1, 30, "the service target to be up")
+    rules = api.http.get("/api/v1/rules").json()["data"]["groups"]
+    assert any(r["name"] == "VibeCheckFeatureDrift" for g in rules for r in g["rules"]), "alerts.yml not loaded"
+    clips = corpus_clips(trained_models["corpus"])[:90]  # the training clips: the window holds all of them
+    alert = 'ALERTS{alertname="VibeCheckFeatureDrift", alertstate="firing"}'
+
+    def send(batch: list[bytes]) -> None:
+        with httpx.Client(base_url=live_service["url"], timeout=30) as client:
+            for data in batch:
+                r = client.post("/predict", content=data, headers={"content-type": "audio/wav"})
+                assert r.status_code == 200, r.text
+
+    send([wav_bytes(y) for y in clips])
+    api.wait_for("max(vibe_check_drift_window_size)", lambda v: v >= len(clips), 20, "the clean window to be scraped")
+    time.sleep(3 * SCRAPE_INTERVAL_S)  # a few rule evaluations
+    clean = {r["metric"]["group"]: float(r["value"][1]) for r in api.query("vibe_check_feature_drift_psi")}
+    assert max(clean.values()) < 0.1, clean
+    assert api.query(alert) == []
+
+    send([wav_bytes(degrade(y, snr_db=(10, 15, 20)[i % 3], seed=i)) for i, y in enumerate(clips)])
+    api.wait_for(f"count({alert})", lambda v: v >= 1, 30, "the drift alert to fire")
+    noisy = {r["metric"]["group"]: float(r["value"][1]) for r in api.query("vibe_check_feature_drift_psi")}
+    print("PSI clean", {g: round(v, 3) for g, v in clean.items()})
+    print("PSI noisy", {g: round(v, 3) for g, v in noisy.items()})
+    assert all(noisy[g] > 0.25 for g in ("energy", "spectral", "mel", "cepstral")), noisy
+    assert api.query("histogram_quantile(0.5, sum by (le) (rate(vibe_check_input_snr_db_bucket[1m])))")
