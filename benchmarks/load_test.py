@@ -10,6 +10,7 @@ Usage::
     python benchmarks/load_test.py                       # trains a small demo bundle, starts the service
     python benchmarks/load_test.py --model models/custom/best_emotion_model.pkl
     python benchmarks/load_test.py --url http://127.0.0.1:8000   # a service already running
+    python benchmarks/load_test.py --requests 200 --tracking both  # drift/SHAP monitoring on vs off (default)
 
 Traffic goes to 127.0.0.1 (or the ``--url`` given) only; the run is bounded by ``--requests``
 and ``--deadline``.
@@ -61,9 +62,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_service(model: Path, port: int, max_audio_seconds: float, workers: int) -> subprocess.Popen:
+def start_service(model: Path, port: int, max_audio_seconds: float, workers: int, extra: tuple = ()) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "vibe_check.cli", "serve", "--model", str(model), "--host", "127.0.0.1", "--port", str(port),
-           "--max-audio-seconds", str(max_audio_seconds), "--workers", str(workers), "--log-level", "warning"]
+           "--max-audio-seconds", str(max_audio_seconds), "--workers", str(workers), "--log-level", "warning", *extra]
     return subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
 
 
@@ -143,22 +144,38 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-audio-seconds", type=float, default=10.0, help="limit of a started service (default: %(default)s)")
     p.add_argument("--deadline", type=float, default=600.0, help="stop sending after this many seconds (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tracking", choices=["on", "off", "both"], default="both",
+                   help="drift/SHAP monitoring of a started service; 'both' runs the test twice and compares (default: %(default)s)")
     args = p.parse_args(argv)
-
-    proc = None
     tmp = tempfile.TemporaryDirectory(prefix="vibe-check-load-")
+    try:
+        model = Path(args.model) if args.model else None
+        if model is None and not args.url:
+            print("training a small demo bundle (use --model to serve your own)...", flush=True)
+            model = demo_bundle(Path(tmp.name))
+        modes = ["on"] if args.url else (["on", "off"] if args.tracking == "both" else [args.tracking])
+        runs = {mode: run_once(args, model, tracking=mode == "on") for mode in modes}
+    finally:
+        tmp.cleanup()
+    if len(runs) > 1:
+        print("\ntracking (drift + input + SHAP monitoring) on vs off:")
+        print(f"  {'':22}{'on':>12}{'off':>12}")
+        for key, fmt in (("throughput", "{:10.1f}/s"), ("p50_ms", "{:9.1f} ms"), ("p95_ms", "{:9.1f} ms"), ("p99_ms", "{:9.1f} ms")):
+            print(f"  {key:22}" + "".join(f"{fmt.format(runs[m][key]):>12}" for m in ("on", "off")))
+    return 0 if all(r["ok"] for r in runs.values()) else 1
+
+
+def run_once(args, model: Path | None, *, tracking: bool) -> dict:
+    """One load test against ``--url`` or a service started on ``model``; prints its report."""
+    proc = None
     try:
         if args.url:
             url = args.url.rstrip("/")
             wait_ready(url, None, timeout=30)
         else:
-            model = Path(args.model) if args.model else None
-            if model is None:
-                print("training a small demo bundle (use --model to serve your own)...", flush=True)
-                model = demo_bundle(Path(tmp.name))
             port = free_port()
             url = f"http://127.0.0.1:{port}"
-            proc = start_service(model, port, args.max_audio_seconds, args.workers)
+            proc = start_service(model, port, args.max_audio_seconds, args.workers, () if tracking else ("--no-drift",))
             wait_ready(url, proc)
         info = httpx.get(f"{url}/model", timeout=10).json()
         max_seconds = float(info.get("limits", {}).get("max_audio_seconds", args.max_audio_seconds))
@@ -184,7 +201,6 @@ def main(argv: list[str] | None = None) -> int:
                 proc.wait(15)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        tmp.cleanup()
 
     good_res = [r for r in results if r[0] == "good"]
     bad_res = [r for r in results if r[0] != "good"]
@@ -203,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
                 "AudioTooLongError": sum(k == "too_long" for k, _, _ in bad_res)}
 
     print(f"\nvibe-check load test: {len(results)} requests ({len(good_res)} good, {len(bad_res)} malformed), "
-          f"{args.concurrency} concurrent clients, {url}")
+          f"{args.concurrency} concurrent clients, {url}, tracking {'on' if tracking else 'off'}")
     print(f"  wall time            {wall:8.2f} s")
     print(f"  throughput           {len(results) / wall:8.1f} req/s ({len(good_res) / wall:.1f} predictions/s)")
     print(f"  latency, good        p50 {percentile_ms(lat_good, 50):7.1f} ms   p95 {percentile_ms(lat_good, 95):7.1f} ms   "
@@ -221,7 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     ok = (len(results) == len(plan) and good_errors == 0 and bad_not_4xx == 0
           and all(counted[t] == expected[t] for t in counted))
     print("  result               " + ("PASS" if ok else "FAIL"))
-    return 0 if ok else 1
+    return {"ok": ok, "throughput": len(results) / wall, "p50_ms": percentile_ms(lat_good, 50),
+            "p95_ms": percentile_ms(lat_good, 95), "p99_ms": percentile_ms(lat_good, 99)}
 
 
 if __name__ == "__main__":
