@@ -25,7 +25,7 @@ from vibe_check.features import feature_columns
 from vibe_check.models import SKOPS_TRUSTED_TYPES, CustomEmotionModel, load_bundle, read_bundle_metadata, save_bundle
 from vibe_check.models._bundle import sidecar_path
 
-MODEL_TYPES = ("logreg", "random_forest", "hist_gb", "ensemble")
+MODEL_TYPES = ("logreg", "random_forest", "hist_gb", "lda", "ensemble")
 
 
 class Marker:

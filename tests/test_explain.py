@@ -45,7 +45,7 @@ from vibe_check.explain._words import feature_unit, plain_label, sentence
 from vibe_check.models import load_bundle
 from vibe_check.training import reliability_curve
 
-NATIVE_SPACE = {"logreg": "log-odds", "random_forest": "probability", "hist_gb": "log-odds", "ensemble": "probability"}
+NATIVE_SPACE = {"logreg": "log-odds", "lda": "log-odds", "random_forest": "probability", "hist_gb": "log-odds", "ensemble": "probability"}
 SENTENCE = re.compile(r"^.+ (high|low|typical) \((?P<name>\w+) = \S+( \S+)?, typical \S+\) -> (towards|away from) (?P<cls>\w+)$")
 
 
@@ -76,7 +76,7 @@ def explain(trainer, name, rows, output):
 
 
 # -- SHAP values ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["logreg", "random_forest", "hist_gb", "ensemble"])
+@pytest.mark.parametrize("name", ["logreg", "random_forest", "hist_gb", "lda", "ensemble"])
 def test_native_space_shapes_and_additivity(trainer, rows, name):
     res = explain(trainer, name, rows, "native")
     est = trainer.estimators_[name]
@@ -89,7 +89,7 @@ def test_native_space_shapes_and_additivity(trainer, rows, name):
     assert res.seconds > 0 and res.method
 
 
-@pytest.mark.parametrize("name", ["logreg", "random_forest", "hist_gb", "ensemble"])
+@pytest.mark.parametrize("name", ["logreg", "random_forest", "hist_gb", "lda", "ensemble"])
 def test_probability_space_adds_up_to_predict_proba(trainer, rows, name):
     res = explain(trainer, name, rows, "probability")
     assert res.space == "probability"
@@ -245,7 +245,7 @@ def test_words():
         "average voice clarity low (hnr_mean = 3.0 dB")
 
 
-@pytest.mark.parametrize("name", ["logreg", "random_forest", "hist_gb", "ensemble"])
+@pytest.mark.parametrize("name", ["logreg", "random_forest", "hist_gb", "lda", "ensemble"])
 def test_local_explanation_fields_and_signs(trained_models, trainer, name):
     bundle = load_bundle(trained_models["paths"][name])
     explainer = Explainer.from_bundle(bundle)

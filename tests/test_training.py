@@ -101,7 +101,7 @@ def test_sentiment_mapping():
 # -- the trainer on generated speech --------------------------------------------------------------
 def test_cross_validation_results(trained_models):
     trainer, manifest = trained_models["trainer"], trained_models["manifest"]
-    assert list(trainer.cv_results_) == ["logreg", "random_forest", "hist_gb", "ensemble"]
+    assert list(trainer.cv_results_) == ["logreg", "random_forest", "hist_gb", "lda", "ensemble"]
     for name, r in trainer.cv_results_.items():
         # Every clip is predicted exactly once, by a model that never saw its speaker.
         assert sorted(r.oof["path"]) == sorted(manifest["path"])
@@ -130,7 +130,7 @@ def test_ensemble_is_the_mean_of_its_members(trained_models):
 def test_bundles_on_disk(trained_models):
     out = trained_models["dir"]
     trainer = trained_models["trainer"]
-    for name in ("logreg", "random_forest", "hist_gb", "ensemble"):
+    for name in ("logreg", "random_forest", "hist_gb", "lda", "ensemble"):
         assert (out / f"{name}_emotion_model.pkl").exists()
         meta = json.loads((out / f"{name}_emotion_model.json").read_text())
         for key in ("classes", "feature_names", "feature_config", "feature_hash", "task", "label_mapping", "cv",

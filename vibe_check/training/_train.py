@@ -33,9 +33,9 @@ TASKS = ("emotion", "sentiment")
 SELECTION_RULE = (
     "highest mean macro-F1 over the speaker-independent folds; ties (within 0.001) go to the "
     "lower standard deviation, then to the simpler model in the order logreg, random_forest, "
-    "hist_gb, gradient_boosting, ensemble"
+    "hist_gb, lda, gradient_boosting, ensemble"
 )
-DEFAULT_MODELS = (*BASE_MODELS, "ensemble")
+DEFAULT_MODELS = (*BASE_MODELS, "lda", "ensemble")
 BACKGROUND_ROWS = 100  # training rows kept in a bundle as SHAP background data
 DRIFT_BINS = 10
 
