@@ -10,7 +10,7 @@ __all__ = ["FeatureConfig", "FEATURE_GROUPS", "FEATURE_SET_VERSION"]
 
 #: Bumped whenever the code computing a feature changes its values, so that the hash (and every
 #: manifest and bundle keyed on it) changes too.
-FEATURE_SET_VERSION = 1
+FEATURE_SET_VERSION = 2
 
 #: Group name -> what it describes. Order is the column order of the feature vector.
 FEATURE_GROUPS: dict[str, str] = {

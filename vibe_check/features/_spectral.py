@@ -29,6 +29,7 @@ EPS = 1e-10
 DELTA_FUNCTIONALS = ("std", "range", "kurt")
 CONTRAST_FUNCTIONALS = ("mean", "std", "p10", "p90")
 CONTRAST_BANDS = 5  # fmin 200 Hz doubling 5 times reaches 6.4 kHz, below Nyquist at 16 kHz
+CONTRAST_TOP = 0.9  # the top contrast band ends at this fraction of Nyquist
 
 SPECTRAL_LLD: dict[str, str] = {
     "spectral_centroid": "spectral centroid (Hz): the spectrum's centre of mass, brightness",
@@ -332,9 +333,15 @@ def contrast_features(
     hop_length: int = 160,
     win_length: int | None = 400,
 ) -> dict[str, float]:
-    """Spectral contrast (peak minus valley, dB) in octave bands from 200 Hz, plus the top band."""
+    """Spectral contrast (peak minus valley, dB) in octave bands from 200 Hz, the top band up to
+    90% of Nyquist."""
     S = _ensure_S(y, S, n_fft, hop_length, win_length)
-    contrast = librosa.feature.spectral_contrast(S=np.sqrt(S), sr=sr, n_fft=n_fft, fmin=200.0, n_bands=CONTRAST_BANDS)
+    # The top band stops short of Nyquist: there a resampler's stop band leaves a deep valley that
+    # depends on the recording chain (44.1 kHz and 48 kHz sources differed by 60 emotion spreads).
+    freqs = librosa.fft_frequencies(sr=sr, n_fft=n_fft)
+    keep = freqs <= CONTRAST_TOP * sr / 2
+    contrast = librosa.feature.spectral_contrast(S=np.sqrt(S[keep]), sr=sr, n_fft=n_fft, freq=freqs[keep],
+                                                 fmin=200.0, n_bands=CONTRAST_BANDS)
     names = [f"contrast_{i}" for i in range(contrast.shape[0])]
     return _named(names, summarize(contrast, frame_rate=sr / hop_length, functionals=CONTRAST_FUNCTIONALS), CONTRAST_FUNCTIONALS)
 
@@ -343,6 +350,6 @@ def describe_contrast() -> dict[str, str]:
     edges = [0.0] + [200.0 * 2**i for i in range(CONTRAST_BANDS + 1)]
     desc = {}
     for i in range(CONTRAST_BANDS + 1):
-        hi = f"{edges[i + 1]:.0f} Hz" if i < CONTRAST_BANDS else "Nyquist"
+        hi = f"{edges[i + 1]:.0f} Hz" if i < CONTRAST_BANDS else f"{CONTRAST_TOP:.0%} of Nyquist"
         desc[f"contrast_{i}"] = f"spectral contrast (dB) in band {edges[i]:.0f} Hz - {hi}"
     return _describe(desc, CONTRAST_FUNCTIONALS)
