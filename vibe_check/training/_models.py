@@ -59,8 +59,10 @@ def make_model(name: str, *, random_state: int = 0, n_jobs: int = 1) -> Pipeline
     if name == "logreg":
         clf = LogisticRegression(C=0.1, max_iter=2000, class_weight="balanced", random_state=random_state)
     elif name == "random_forest":
+        # 100 trees: on RAVDESS 300 trees scored the same (macro-F1 0.470 vs 0.469; ensemble 0.593
+        # either way) while costing 3x the bundle size and ~40 ms more per single-clip prediction.
         clf = RandomForestClassifier(
-            n_estimators=300, min_samples_leaf=2, class_weight="balanced_subsample",
+            n_estimators=100, min_samples_leaf=2, class_weight="balanced_subsample",
             n_jobs=n_jobs, random_state=random_state,
         )
     elif name == "hist_gb":
