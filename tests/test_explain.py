@@ -13,7 +13,6 @@ import re
 import numpy as np
 import pytest
 from PIL import Image
-from sklearn.base import clone
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression

@@ -14,7 +14,7 @@ import logging
 import os
 import uuid
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -179,7 +179,10 @@ def build_manifest(
             todo[key] = str(p)
     log.info("%d files, %d cached, %d to extract", len(entries), len(entries) - len(todo), len(todo))
     items = list(todo.items())
-    step = CHUNK * max(1, effective_n_jobs(n_jobs) if backend is None else (os.cpu_count() or 1) if n_jobs < 0 else n_jobs)
+    # One cache shard per CHUNK files per worker; a cluster backend's size is unknown here, so
+    # n_jobs=-1 counts the local cores there.
+    workers = effective_n_jobs(n_jobs) if backend is None or n_jobs > 0 else (os.cpu_count() or 1)
+    step = CHUNK * max(1, workers)
     with tqdm(total=len(items), desc="features", unit="file", disable=not progress or not items) as bar:
         for start in range(0, len(items), step):
             chunk = items[start : start + step]

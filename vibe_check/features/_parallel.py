@@ -36,26 +36,19 @@ def extract_many(
     failures: dict[str, str] = {}
     if not paths:
         return rows, failures
-    with tqdm(total=len(paths), desc="features", unit="file", disable=not progress) as bar:
-        if n_jobs == 1 and backend is None:
+    sequential = n_jobs == 1 and backend is None
+    backend_context = parallel_config(backend=backend) if backend else nullcontext()
+    with tqdm(total=len(paths), desc="features", unit="file", disable=not progress) as bar, backend_context:
+        if sequential:
             results = (extract_one(extractor, p) for p in paths)
-            for _ in _consume(results, bar, rows, failures):
-                pass
         else:
-            with parallel_config(backend=backend) if backend else nullcontext():
-                results = Parallel(n_jobs=n_jobs, return_as="generator", batch_size=batch_size)(
-                    delayed(extract_one)(extractor, p) for p in paths
-                )
-                for _ in _consume(results, bar, rows, failures):
-                    pass
+            results = Parallel(n_jobs=n_jobs, return_as="generator", batch_size=batch_size)(
+                delayed(extract_one)(extractor, p) for p in paths
+            )
+        for path, vec, err in results:
+            if err is None:
+                rows[path] = vec
+            else:
+                failures[path] = err
+            bar.update(1)
     return rows, failures
-
-
-def _consume(results, bar, rows, failures):
-    for path, vec, err in results:
-        if err is None:
-            rows[path] = vec
-        else:
-            failures[path] = err
-        bar.update(1)
-        yield path
