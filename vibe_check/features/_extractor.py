@@ -144,7 +144,12 @@ class FeatureExtractor:
         S = _spectral.power_spectrogram(speech, n_fft=n_fft, hop_length=hop, win_length=cfg.win_length)
         level = _spectral.rms_db(S, n_fft=n_fft)
         loud = float(np.percentile(level, 95))
-        full_level = _spectral.rms_db(_spectral.power_spectrogram(y, n_fft=n_fft, hop_length=hop * 4, win_length=cfg.win_length), n_fft=n_fft) if y.size > speech.size else level
+        if y.size > speech.size:
+            # The SNR estimate needs the trimmed-off silence too; a coarse hop is enough for it.
+            full_S = _spectral.power_spectrogram(y, n_fft=n_fft, hop_length=hop * 4, win_length=cfg.win_length)
+            full_level = _spectral.rms_db(full_S, n_fft=n_fft)
+        else:
+            full_level = level
         info = SignalInfo(
             duration_s=duration,
             speech_duration_s=speech.size / sr,
