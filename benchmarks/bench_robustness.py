@@ -14,14 +14,15 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
+import soxr
 from joblib import Parallel, delayed
 from scipy.signal import butter, sosfiltfilt
 
+from _corpus import add_corpus_arguments, corpus_manifest
 from vibe_check.audio import load_audio
-from vibe_check.features import FeatureExtractor, build_manifest
+from vibe_check.features import FeatureExtractor
 from vibe_check.training import classification_metrics, make_model, speaker_folds
 
 SR = 16000
@@ -60,8 +61,6 @@ def corrupt(name: str, y: np.ndarray, rng: np.random.Generator, babble: np.ndarr
         return np.clip(y * 10 ** 0.5, -1, 1).astype(np.float32), SR
     if name == "telephone 300-3400 Hz, 8 kHz":
         band, _ = telephone(y)
-        import soxr
-
         return soxr.resample(band, SR, 8000), 8000
     if name == "2 s leading silence":
         return np.concatenate([np.zeros(2 * SR, np.float32), y]), SR
@@ -91,17 +90,14 @@ def make_babble(paths, n_talkers=6, seconds=30):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data-dir", default="../shared/data/ravdess16k")
+    add_corpus_arguments(ap)
     ap.add_argument("--model", default="ensemble", help="model name as in vibe-check train --models")
     ap.add_argument("--folds", type=int, default=5)
-    ap.add_argument("--n-jobs", type=int, default=2)
-    ap.add_argument("--cache-dir", default="data/.feature_cache")
     args = ap.parse_args(argv)
-    if not Path(args.data_dir).is_dir():
-        print(f"no data at {args.data_dir}; pass --data-dir", file=sys.stderr)
-        return 2
     t0 = time.perf_counter()
-    manifest = build_manifest(args.data_dir, None, n_jobs=args.n_jobs, cache_dir=args.cache_dir, progress=False)
+    manifest = corpus_manifest(args)
+    if manifest is None:
+        return 2
     names = manifest.attrs["feature_names"]
     classes = np.array(sorted(set(manifest["emotion"])), dtype=object)
     y = np.searchsorted(classes, manifest["emotion"].to_numpy(dtype=object))

@@ -14,26 +14,22 @@ import argparse
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-from vibe_check.features import build_manifest
+from _corpus import add_corpus_arguments, corpus_manifest
 from vibe_check.training import EmotionTrainer
 from vibe_check.training._train import DEFAULT_MODELS
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data-dir", default="../shared/data/ravdess16k")
+    add_corpus_arguments(ap)
     ap.add_argument("--models", default=",".join(DEFAULT_MODELS))
     ap.add_argument("--task", default="emotion")
-    ap.add_argument("--n-jobs", type=int, default=2)
-    ap.add_argument("--cache-dir", default="data/.feature_cache")
     args = ap.parse_args(argv)
-    if not Path(args.data_dir).is_dir():
-        print(f"no data at {args.data_dir}; pass --data-dir", file=sys.stderr)
-        return 2
     t0 = time.perf_counter()
-    manifest = build_manifest(args.data_dir, None, n_jobs=args.n_jobs, cache_dir=args.cache_dir, progress=False)
+    manifest = corpus_manifest(args)
+    if manifest is None:
+        return 2
     t_features = time.perf_counter() - t0
     t1 = time.perf_counter()
     trainer = EmotionTrainer(task=args.task, models=args.models.split(","), n_jobs=args.n_jobs).fit(manifest)

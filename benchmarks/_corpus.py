@@ -1,0 +1,26 @@
+"""What the RAVDESS benchmarks share: the corpus options and its cached feature manifest."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from vibe_check.features import build_manifest
+
+
+def add_corpus_arguments(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--data-dir", default="../shared/data/ravdess16k", help="RAVDESS folder (default: %(default)s)")
+    ap.add_argument("--n-jobs", type=int, default=2, help="parallel workers (default: %(default)s)")
+    ap.add_argument("--cache-dir", default="data/.feature_cache", help="feature cache (default: %(default)s)")
+
+
+def corpus_manifest(args: argparse.Namespace) -> pd.DataFrame | None:
+    """The feature manifest of ``--data-dir`` (from the cache after the first run); None, with a
+    message, when the folder is missing."""
+    if not Path(args.data_dir).is_dir():
+        print(f"no data at {args.data_dir}; pass --data-dir", file=sys.stderr)
+        return None
+    return build_manifest(args.data_dir, None, n_jobs=args.n_jobs, cache_dir=args.cache_dir, progress=False)
