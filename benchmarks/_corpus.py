@@ -17,10 +17,10 @@ def add_corpus_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--cache-dir", default="data/.feature_cache", help="feature cache (default: %(default)s)")
 
 
-def corpus_manifest(args: argparse.Namespace) -> pd.DataFrame | None:
-    """The feature manifest of ``--data-dir`` (from the cache after the first run); None, with a
-    message, when the folder is missing."""
+def corpus_manifest(args: argparse.Namespace, *, augment: tuple[str, ...] = ()) -> pd.DataFrame | None:
+    """The feature manifest of ``--data-dir`` (from the cache after the first run), with augmented
+    copies when ``augment`` names some; None, with a message, when the folder is missing."""
     if not Path(args.data_dir).is_dir():
         print(f"no data at {args.data_dir}; pass --data-dir", file=sys.stderr)
         return None
-    return build_manifest(args.data_dir, None, n_jobs=args.n_jobs, cache_dir=args.cache_dir, progress=False)
+    return build_manifest(args.data_dir, None, n_jobs=args.n_jobs, cache_dir=args.cache_dir, progress=False, augment=augment)

@@ -1,5 +1,21 @@
-"""Data layer: RAVDESS file names, the corpus downloader and generated emotional speech."""
+"""Data layer: RAVDESS file names, the corpus downloader, generated emotional speech and
+augmentation (recording conditions as signal transforms)."""
 
+from ._augment import (
+    AUGMENTATION_VERSION,
+    AUGMENTATIONS,
+    AugmentedClip,
+    active_power,
+    apply_gain,
+    augment,
+    babble_noise,
+    leading_silence,
+    mix_at_snr,
+    pink_noise,
+    speed_perturb,
+    telephone_band,
+    white_noise,
+)
 from ._download import DEFAULT_MD5, DEFAULT_URL, fetch_ravdess
 from ._ravdess import (
     AUDIO_EXTENSIONS,
@@ -21,6 +37,19 @@ from ._synthetic import (
 )
 
 __all__ = [
+    "AUGMENTATION_VERSION",
+    "AUGMENTATIONS",
+    "AugmentedClip",
+    "active_power",
+    "apply_gain",
+    "augment",
+    "babble_noise",
+    "leading_silence",
+    "mix_at_snr",
+    "pink_noise",
+    "speed_perturb",
+    "telephone_band",
+    "white_noise",
     "DEFAULT_MD5",
     "DEFAULT_URL",
     "fetch_ravdess",

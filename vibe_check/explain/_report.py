@@ -34,7 +34,7 @@ GENDER_GAP_FLAG = 0.05
 REPORT_SECTIONS = {
     "summary": "Summary", "metrics": "Cross-validated metrics", "per-class": "Per-class precision, recall and F1",
     "confusion": "Confusion matrices", "fairness": "Per-gender and per-actor accuracy", "calibration": "Calibration",
-    "explanations": "Explanations: what the models rely on", "features": "Feature definition", "data": "Data",
+    "robustness": "Robustness to recording conditions", "explanations": "Explanations: what the models rely on", "features": "Feature definition", "data": "Data",
     "provenance": "Provenance: command, versions, timings",
 }
 _HEADLINE = [("macro_f1", "macro-F1"), ("uar", "UAR"), ("accuracy", "accuracy"), ("log_loss", "log loss"),
@@ -165,6 +165,27 @@ def _calibration(trainer, pooled, fig_dir: Path) -> str:
             "Below the diagonal the model is over-confident.</p>")
 
 
+def _robustness(trainer, table: pd.DataFrame | None) -> str:
+    if table is None or not len(table):
+        return ("<p>Not measured in this run. <code>vibe-check train --robustness --report</code> scores the chosen "
+                "model on the held-out speakers' clips with noise, gain changes, a telephone channel and leading "
+                "silence added; <code>python benchmarks/bench_robustness.py</code> prints the same table.</p>")
+    ds = trainer.data_summary_
+    aug = ", ".join(ds.get("augmentations") or []) or "none"
+    rows = []
+    for _, r in table.iterrows():
+        target = verdict = ""
+        if not pd.isna(r["target_drop"]):
+            target = f"≤ {r['target_drop']:.2f}"
+            verdict = '<span class="ok">met</span>' if r["drop"] <= r["target_drop"] else '<span class="flag">missed</span>'
+        rows.append([h.esc(r["model"]), h.esc(r["condition"]), h.pm(r["macro_f1_mean"], r["macro_f1_std"]), f"{r['drop']:.3f}",
+                     target, verdict, int(r["failed"])])
+    return (f"<p>Each fold's model (training augmentation: {h.esc(aug)}) scored on its held-out speakers' clips, "
+            "clean and corrupted; macro-F1 mean ± std over folds and the drop from clean. Babble is made of "
+            "training-side talkers only. Unusable clips are scored as wrong.</p>"
+            + h.table(["model", "condition", "macro-F1", "drop", "target drop", "", "unusable clips"], rows, raw=True))
+
+
 def _explanations(trainer, explained: dict[str, GlobalExplanation], fig_dir: Path, groups: dict[str, str],
                   descriptions: dict[str, str], skipped: dict[str, str]) -> tuple[str, dict]:
     timings = {}
@@ -241,7 +262,9 @@ def _features(trainer) -> str:
 
 def _data(trainer) -> str:
     ds = trainer.data_summary_
-    return (f"<p>{ds['n_files']} clips; actors {h.esc(', '.join(map(str, ds['actors'])))}.</p>"
+    copies = (f" Training sides also held {ds['n_augmented_rows']} augmented copies ({h.esc(', '.join(ds['augmentations']))}) "
+              "of their own clips; every score is on original clips." if ds.get("n_augmented_rows") else "")
+    return (f"<p>{ds['n_files']} clips; actors {h.esc(', '.join(map(str, ds['actors'])))}.{copies}</p>"
             + '<div class="grid"><div>' + h.table(["class", "clips"], list(ds["class_counts"].items())) + "</div><div>"
             + h.table(["gender", "clips"], list(ds.get("gender_counts", {}).items())) + "</div><div>"
             + h.table(["fold", "test actors", "test clips"],
@@ -270,7 +293,7 @@ def _provenance(trainer, command: str, timings: dict, started: float) -> str:
 def write_report(trainer, out_dir: str | os.PathLike, *, command: str = "", shap_sample: int | None = 200,
                  models: Sequence[str] | None = None, max_folds: int | None = 2, permutation: bool = True,
                  permutation_features: int | None = 40, n_repeats: int = 3, permutation_sample: int | None = 200,
-                 filename: str = "report.html") -> Path:
+                 filename: str = "report.html", robustness: pd.DataFrame | None = None) -> Path:
     """Write the HTML report of a fitted :class:`~vibe_check.training.EmotionTrainer`.
 
     Parameters
@@ -292,6 +315,10 @@ def write_report(trainer, out_dir: str | os.PathLike, *, command: str = "", shap
         How many top SHAP features get single-feature permutation importance (all when None).
     n_repeats, permutation_sample : int
         Shuffles per feature and held-out clips for permutation importance.
+    filename : str
+        Name of the HTML file in ``out_dir``.
+    robustness : DataFrame, optional
+        A table from :func:`~vibe_check.training.evaluate_robustness`, shown in its own section.
 
     Returns
     -------
@@ -324,6 +351,7 @@ def write_report(trainer, out_dir: str | os.PathLike, *, command: str = "", shap
         "confusion": _confusion(trainer, pooled),
         "fairness": _fairness(trainer, pooled),
         "calibration": _calibration(trainer, pooled, fig_dir),
+        "robustness": _robustness(trainer, robustness),
         "explanations": explanations,
         "features": _features(trainer),
         "data": _data(trainer),

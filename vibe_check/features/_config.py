@@ -10,7 +10,7 @@ __all__ = ["FeatureConfig", "FEATURE_GROUPS", "FEATURE_SET_VERSION"]
 
 #: Bumped whenever the code computing a feature changes its values, so that the hash (and every
 #: manifest and bundle keyed on it) changes too.
-FEATURE_SET_VERSION = 2
+FEATURE_SET_VERSION = 3
 
 #: Group name -> what it describes. Order is the column order of the feature vector.
 FEATURE_GROUPS: dict[str, str] = {
@@ -43,6 +43,10 @@ class FeatureConfig:
         Pitch search range in Hz (covers low male to high, excited female speech).
     trim_top_db : float
         Leading/trailing silence is anything this far below the loudest frame.
+    noise_reduction : bool
+        Subtract the background noise spectrum (estimated from the quietest frames) before the
+        spectral features, and trim the noise-only lead-in and tail it reveals. Features then
+        change less between a quiet and a noisy recording of the same speech.
     groups : tuple of str
         Feature groups to compute (keys of :data:`FEATURE_GROUPS`).
 
@@ -64,6 +68,7 @@ class FeatureConfig:
     fmin_f0: float = 60.0
     fmax_f0: float = 600.0
     trim_top_db: float = 35.0
+    noise_reduction: bool = True
     groups: tuple[str, ...] = field(default_factory=lambda: tuple(FEATURE_GROUPS))
 
     def __post_init__(self) -> None:

@@ -64,10 +64,17 @@ def _intro(cfg: FeatureConfig) -> list[str]:
         f"2. **Trimming.** Leading and trailing silence, anything more than {cfg.trim_top_db:g} dB below the "
         f"loudest frame, is cut. A clip with less than {DEFAULT_MIN_DURATION:g} s of sound left is refused "
         "as containing no speech.",
+        "   **Noise reduction**" + (" (on)" if cfg.noise_reduction else " (off in this configuration)") + ". The "
+        "background noise spectrum is the mean spectrum of the quietest 20% of the input's frames. It is subtracted "
+        "from every frame (power spectral subtraction, 1.5x over-subtraction, a floor at 2% of the original power; "
+        "Berouti et al. 1979) before any spectral feature, and frame levels are computed with the noise power taken "
+        "away. Noise-only lead-in and tail that a noisy recording keeps after trimming then fall below the trim "
+        "threshold and are cut too, and pauses stay pauses. Pitch and voice quality use the waveform.",
         f"3. **Level normalisation.** The clip is scaled so that its loud frames (95th percentile of the frame "
         f"RMS level) sit at {REFERENCE_LEVEL_DB:g} dBFS, which makes every feature independent of the "
         "recording gain. The input level and a rough SNR are reported separately (`SignalInfo`), not as "
-        f"features. Frames within {_ACTIVE_RANGE_DB:g} dB of the loud level are *active*; the others are pauses.",
+        f"features. Frames within {_ACTIVE_RANGE_DB:g} dB of the loud level are *active*; the others are pauses. "
+        "Spectral, contrast, cepstral, mel and chroma functionals are computed over active frames only.",
         f"4. **One STFT.** A single power spectrogram (Hann window of {_ms(cfg.win_length, sr)}, "
         f"{cfg.n_fft}-point FFT, hop {_ms(cfg.hop_length, sr)}) feeds the energy, spectral, contrast, "
         f"cepstral ({cfg.n_mels} mel bands, {cfg.n_mfcc} MFCCs without c0), mel and chroma groups and the "

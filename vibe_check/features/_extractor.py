@@ -141,15 +141,25 @@ class FeatureExtractor:
         sr, hop, n_fft = cfg.sample_rate, cfg.hop_length, cfg.n_fft
         duration = y.size / sr
         speech = trim_silence(y, sr, top_db=cfg.trim_top_db, hop_length=hop)
+        # The whole input (silence included) at a coarse hop: its quietest frames give the
+        # background noise spectrum, and its level spread a rough SNR for operators.
+        full_S = _spectral.power_spectrogram(y, n_fft=n_fft, hop_length=hop * 4, win_length=cfg.win_length)
+        full_level = _spectral.rms_db(full_S, n_fft=n_fft)
         S = _spectral.power_spectrogram(speech, n_fft=n_fft, hop_length=hop, win_length=cfg.win_length)
-        level = _spectral.rms_db(S, n_fft=n_fft)
-        loud = float(np.percentile(level, 95))
-        if y.size > speech.size:
-            # The SNR estimate needs the trimmed-off silence too; a coarse hop is enough for it.
-            full_S = _spectral.power_spectrogram(y, n_fft=n_fft, hop_length=hop * 4, win_length=cfg.win_length)
-            full_level = _spectral.rms_db(full_S, n_fft=n_fft)
+        if cfg.noise_reduction:
+            noise = _spectral.noise_floor(full_S)
+            level = _spectral.speech_level_db(S, noise, n_fft=n_fft)
+            S = _spectral.subtract_noise(S, noise)
+            # Noise-only lead-in and tail (louder than the trim threshold in a noisy recording)
+            # have dropped after the subtraction: trim them now.
+            loud_frames = np.flatnonzero(level > level.max() - cfg.trim_top_db)
+            first, last = int(loud_frames[0]), int(loud_frames[-1]) + 1
+            if last - first >= 10 and (first > 0 or last < level.size):
+                S, level = S[:, first:last], level[first:last]
+                speech = speech[first * hop : (last - 1) * hop + 1]
         else:
-            full_level = level
+            level = _spectral.rms_db(S, n_fft=n_fft)
+        loud = float(np.percentile(level, 95))
         info = SignalInfo(
             duration_s=duration,
             speech_duration_s=speech.size / sr,
@@ -184,13 +194,13 @@ class FeatureExtractor:
             elif group == "spectral":
                 features.update(_spectral.spectral_features(speech, active=active, **common))
             elif group == "contrast":
-                features.update(_spectral.contrast_features(**common))
+                features.update(_spectral.contrast_features(**common, active=active))
             elif group == "cepstral":
-                features.update(_spectral.cepstral_features(**common, n_mels=cfg.n_mels, n_mfcc=cfg.n_mfcc, voiced=voiced[: S.shape[1]], mel_db=mel_db))
+                features.update(_spectral.cepstral_features(**common, n_mels=cfg.n_mels, n_mfcc=cfg.n_mfcc, voiced=voiced[: S.shape[1]], mel_db=mel_db, active=active))
             elif group == "mel":
-                features.update(_spectral.mel_features(**common, n_mels=cfg.n_mels, mel_db=mel_db))
+                features.update(_spectral.mel_features(**common, n_mels=cfg.n_mels, mel_db=mel_db, active=active))
             elif group == "chroma":
-                features.update(_spectral.chroma_features(**common))
+                features.update(_spectral.chroma_features(**common, active=active))
         vector = np.array([features[name] for name in self.feature_names], dtype=np.float64)
         # Degenerate inputs (a pure tone, clipped noise) can give inf/NaN statistics; never ship them.
         np.nan_to_num(vector, copy=False, nan=0.0, posinf=0.0, neginf=0.0)

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from joblib import effective_n_jobs
 from tqdm.auto import tqdm
 
-from ..data import RavdessInfo, list_audio_files, parse_filename
+from ..data import AUGMENTATIONS, AugmentedClip, RavdessInfo, list_audio_files, parse_filename
 from ..exceptions import DatasetError, FilenameError
 from ._config import FeatureConfig
 from ._extractor import FeatureExtractor
@@ -33,7 +33,8 @@ __all__ = ["build_manifest", "load_manifest", "feature_columns", "METADATA_COLUM
 
 log = logging.getLogger(__name__)
 
-METADATA_COLUMNS = ["path", "file", "sha256", *RavdessInfo.__dataclass_fields__]
+METADATA_COLUMNS = ["path", "file", "sha256", "augmentation", *RavdessInfo.__dataclass_fields__]
+ORIGINAL = "none"  # the ``augmentation`` value of a row extracted from the file as it is
 _META_KEY = b"vibe_check"
 CHUNK = 48  # files per cache shard: small enough to lose little on interruption
 
@@ -113,6 +114,7 @@ def build_manifest(
     cache_dir: str | os.PathLike | None = None,
     progress: bool = True,
     require_labels: bool = True,
+    augment: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Extract features for every audio file and write the manifest (Parquet).
 
@@ -136,11 +138,19 @@ def build_manifest(
     require_labels : bool
         Skip (and record) files whose names are not RAVDESS names; with ``False`` they are kept
         with empty metadata.
+    augment : sequence of str
+        Also extract one augmented copy of every file per name given (keys of
+        :data:`~vibe_check.data.AUGMENTATIONS`: ``"noise"``, ``"babble"``, ``"telephone"``,
+        ``"speed"``). Copies are seeded from the file's hash, cached like the originals, and get
+        their own rows with the augmentation's name in the ``augmentation`` column (``"none"``
+        for originals). Babble is made of other clips of the same speaker, so a copy never holds
+        another speaker's voice and cross-validation stays speaker-independent.
 
     Returns
     -------
     DataFrame
-        One row per file that worked: metadata columns then feature columns. ``df.attrs`` holds
+        One row per file that worked (and per augmented copy): metadata columns then feature
+        columns. ``df.attrs`` holds
         ``feature_names``, ``feature_config``, ``feature_hash`` and ``errors`` (records of
         ``path``, ``reason``; :func:`manifest_errors` gives them as a DataFrame).
 
@@ -173,11 +183,23 @@ def build_manifest(
             continue
         entries.append((p, meta, file_sha256(p)))
 
-    todo: dict[str, str] = {}
-    for p, _, key in entries:
-        if key not in cache and key not in todo:
+    unknown = [a for a in augment if a not in AUGMENTATIONS]
+    if unknown:
+        raise ValueError(f"unknown augmentation(s) {unknown}; choose from {', '.join(AUGMENTATIONS)}")
+    sources = _speaker_clips(entries) if augment else {}
+    # (path, metadata, file hash, cache key, augmentation): the originals, then every copy.
+    rows = [(p, meta, key, key, ORIGINAL) for p, meta, key in entries]
+    rows += [(p, meta, key, AugmentedClip.cache_key(key, kind), kind) for p, meta, key in entries for kind in augment]
+    todo: dict[str, str | AugmentedClip] = {}
+    for p, meta, _, key, kind in rows:
+        if key in cache or key in todo:
+            continue
+        if kind == ORIGINAL:
             todo[key] = str(p)
-    log.info("%d files, %d cached, %d to extract", len(entries), len(entries) - len(todo), len(todo))
+        else:
+            others = tuple(o for o in sources.get(meta.get("actor"), ()) if o != str(p))
+            todo[key] = AugmentedClip(str(p), kind, key, others)
+    log.info("%d files, %d copies, %d cached, %d to extract", len(entries), len(rows) - len(entries), len(rows) - len(todo), len(todo))
     items = list(todo.items())
     # One cache shard per CHUNK files per worker; a cluster backend's size is unknown here, so
     # n_jobs=-1 counts the local cores there.
@@ -186,16 +208,17 @@ def build_manifest(
     with tqdm(total=len(items), desc="features", unit="file", disable=not progress or not items) as bar:
         for start in range(0, len(items), step):
             chunk = items[start : start + step]
-            rows, failures = extract_many(extractor, [p for _, p in chunk], n_jobs=n_jobs, backend=backend)
-            cache.add({key: (rows.get(p), failures.get(p)) for key, p in chunk})
+            done, failures = extract_many(extractor, [p for _, p in chunk], n_jobs=n_jobs, backend=backend)
+            cache.add({key: (done.get(str(p)), failures.get(str(p))) for key, p in chunk})
             bar.update(len(chunk))
 
     records, vectors = [], []
-    for p, meta, key in entries:
+    for p, meta, file_key, key, kind in rows:
         if key in cache.errors:
-            errors.append({"path": str(p), "reason": cache.errors[key]})
+            where = str(p) if kind == ORIGINAL else f"{p} ({kind} copy)"
+            errors.append({"path": where, "reason": cache.errors[key]})
             continue
-        records.append({"path": str(p), "file": p.name, "sha256": key, **meta})
+        records.append({"path": str(p), "file": p.name, "sha256": file_key, "augmentation": kind, **meta})
         vectors.append(cache.vectors[key])
     meta_df = pd.DataFrame(records, columns=METADATA_COLUMNS)
     feat_df = pd.DataFrame(np.vstack(vectors) if vectors else np.empty((0, len(extractor.feature_names))), columns=extractor.feature_names)
@@ -207,6 +230,14 @@ def build_manifest(
     if out is not None:
         write_manifest(df, out)
     return df
+
+
+def _speaker_clips(entries) -> dict:
+    """Actor -> the paths of that actor's clips (babble for a clip is made from its own speaker)."""
+    by_actor: dict = {}
+    for p, meta, _ in entries:
+        by_actor.setdefault(meta.get("actor"), []).append(str(p))
+    return by_actor
 
 
 def _set_attrs(df: pd.DataFrame, cfg: FeatureConfig, names: list[str], errors: pd.DataFrame) -> None:

@@ -13,12 +13,17 @@ from tqdm.auto import tqdm
 __all__ = ["extract_many", "extract_one"]
 
 
-def extract_one(extractor, path: str) -> tuple[str, np.ndarray | None, str | None]:
-    """Extract one file; a failure is returned as a message instead of raised, so a batch goes on."""
+def extract_one(extractor, source) -> tuple[str, np.ndarray | None, str | None]:
+    """Extract one file (or an :class:`~vibe_check.data.AugmentedClip` of one); a failure is
+    returned as a message instead of raised, so a batch goes on."""
     try:
-        return path, extractor.extract_file(path), None
+        if hasattr(source, "load"):
+            vector = extractor.extract(*source.load(extractor.config.sample_rate))
+        else:
+            vector = extractor.extract_file(source)
+        return str(source), vector, None
     except Exception as exc:  # our own errors, but also a decoder bug, must not end a 1,000-file run
-        return path, None, f"{type(exc).__name__}: {exc}"
+        return str(source), None, f"{type(exc).__name__}: {exc}"
 
 
 def extract_many(
@@ -30,8 +35,8 @@ def extract_many(
     progress: bool = False,
     batch_size: int | str = "auto",
 ):
-    """Run :func:`extract_one` over ``paths``; returns ``({path: vector}, {path: error})``."""
-    paths = [str(p) for p in paths]
+    """Run :func:`extract_one` over ``paths``; returns ``({str(path): vector}, {str(path): error})``."""
+    paths = [p if hasattr(p, "load") else str(p) for p in paths]
     rows: dict[str, np.ndarray] = {}
     failures: dict[str, str] = {}
     if not paths:

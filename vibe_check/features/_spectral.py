@@ -18,6 +18,9 @@ from ._functionals import FUNCTIONALS, SHORT_FUNCTIONALS, summarize
 __all__ = [
     "power_spectrogram",
     "spectral_features",
+    "noise_floor",
+    "subtract_noise",
+    "speech_level_db",
     "energy_features",
     "cepstral_features",
     "mel_features",
@@ -72,6 +75,56 @@ def _ensure_S(y, S, n_fft, hop_length, win_length):
             raise ValueError("give either y or S")
         S = power_spectrogram(y, n_fft=n_fft, hop_length=hop_length, win_length=win_length)
     return S
+
+
+def _active_frames(matrix: np.ndarray, active: np.ndarray | None) -> np.ndarray:
+    """The columns (frames) of ``matrix`` that hold speech, when at least two do."""
+    if active is None:
+        return matrix
+    active = active[: matrix.shape[1]]
+    return matrix[:, active] if active.sum() >= 2 else matrix
+
+
+def noise_floor(S: np.ndarray, *, quantile: float = 0.2) -> np.ndarray:
+    """Per-bin noise power: the mean spectrum of the quietest ``quantile`` of frames.
+
+    In a clip with pauses or silence around the speech these frames hold only the background;
+    the mean (not a low percentile) of their periodogram is an unbiased estimate of its power.
+
+    Examples
+    --------
+    >>> S = np.full((257, 100), 1e-4); S[:, 50:] = 1.0
+    >>> float(noise_floor(S)[0])
+    0.0001
+    """
+    k = max(1, int(round(quantile * S.shape[1])))
+    quiet = np.argpartition(S.sum(axis=0), k - 1)[:k]
+    return S[:, quiet].mean(axis=1)
+
+
+def subtract_noise(S: np.ndarray, noise: np.ndarray, *, over: float = 1.5, floor: float = 0.02) -> np.ndarray:
+    """Power spectral subtraction with over-subtraction and a spectral floor (Berouti et al., 1979).
+
+    Stationary background noise (hum, hiss, a fan) is removed from every frame; a bin never falls
+    below ``floor`` times its original power, which avoids "musical noise" holes. Frames that held
+    only noise drop by about ``10 * log10(floor)`` dB, so they no longer count as speech.
+    """
+    return np.maximum(S - over * noise[:, None].astype(S.dtype), np.asarray(floor, S.dtype) * S)
+
+
+def speech_level_db(S: np.ndarray, noise: np.ndarray, *, n_fft: int = 512, over: float = 1.5,
+                    floor_db: float = -30.0) -> np.ndarray:
+    """Frame levels (dB, as :func:`rms_db`) with the background noise's power taken away.
+
+    Subtracting at the frame level, not per bin, is what makes this a good speech detector: a
+    frame's total noise power fluctuates by a few percent, a single bin's by 100%. Frames holding
+    only noise end ``floor_db`` below their raw level.
+    """
+    raw = rms_db(S, n_fft=n_fft)
+    noise_db = float(rms_db(noise[:, None], n_fft=n_fft)[0])
+    power = 10.0 ** (raw / 10.0)
+    clean = np.maximum(power - over * 10.0 ** (noise_db / 10.0), power * 10.0 ** (floor_db / 10.0))
+    return 10.0 * np.log10(clean)
 
 
 def _named(prefix_names, values: np.ndarray, functionals) -> dict[str, float]:
@@ -173,9 +226,7 @@ def spectral_features(
     True
     """
     lld = spectral_lld(y, sr, S=S, n_fft=n_fft, hop_length=hop_length, win_length=win_length)
-    matrix = np.stack(list(lld.values()))
-    if active is not None and active.sum() >= 2:
-        matrix = matrix[:, active]
+    matrix = _active_frames(np.stack(list(lld.values())), active)
     return _named(list(lld), summarize(matrix, frame_rate=sr / hop_length), tuple(FUNCTIONALS))
 
 
@@ -238,6 +289,7 @@ def cepstral_features(
     n_mfcc: int = 20,
     voiced: np.ndarray | None = None,
     mel_db: np.ndarray | None = None,
+    active: np.ndarray | None = None,
 ) -> dict[str, float]:
     """MFCC statistics, delta-MFCC statistics, and MFCC means over voiced and unvoiced frames.
 
@@ -251,9 +303,12 @@ def cepstral_features(
     delta = librosa.feature.delta(mfcc, width=max(width, 3), mode="nearest") if mfcc.shape[1] >= 3 else np.zeros_like(mfcc)
     rate = sr / hop_length
     names = _mfcc_names(n_mfcc)
-    out = _named(names, summarize(mfcc, frame_rate=rate), tuple(FUNCTIONALS))
-    out.update(_named([f"{n}_delta" for n in names], summarize(delta, frame_rate=rate, functionals=DELTA_FUNCTIONALS), DELTA_FUNCTIONALS))
-    for label, mask in (("voiced", voiced), ("unvoiced", None if voiced is None else ~voiced)):
+    out = _named(names, summarize(_active_frames(mfcc, active), frame_rate=rate), tuple(FUNCTIONALS))
+    out.update(_named([f"{n}_delta" for n in names], summarize(_active_frames(delta, active), frame_rate=rate, functionals=DELTA_FUNCTIONALS), DELTA_FUNCTIONALS))
+    unvoiced = None
+    if voiced is not None:
+        unvoiced = ~voiced if active is None else ~voiced & active[: voiced.size]
+    for label, mask in (("voiced", voiced), ("unvoiced", unvoiced)):
         means = mfcc[:, mask].mean(axis=1) if mask is not None and mask.sum() >= 2 else mfcc.mean(axis=1)
         out.update({f"{n}_{label}_mean": float(v) for n, v in zip(names, means)})
     return out
@@ -282,11 +337,14 @@ def mel_features(
     win_length: int | None = 400,
     n_mels: int = 40,
     mel_db: np.ndarray | None = None,
+    active: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """Mean and standard deviation of each log mel band, relative to the clip's mean level."""
+    """Mean and standard deviation of each log mel band, relative to the clip's mean level, over
+    active frames when ``active`` is given."""
     if mel_db is None:
         S = _ensure_S(y, S, n_fft, hop_length, win_length)
         mel_db = log_mel(S, sr=sr, n_fft=n_fft, n_mels=n_mels)
+    mel_db = _active_frames(mel_db, active)
     rel = mel_db - mel_db.mean()  # gain-independent: the shape of the spectrum, not its level
     names = [f"mel_{i:02d}" for i in range(1, mel_db.shape[0] + 1)]
     return _named(names, summarize(rel, frame_rate=sr / hop_length, functionals=SHORT_FUNCTIONALS), SHORT_FUNCTIONALS)
@@ -311,11 +369,12 @@ def chroma_features(
     n_fft: int = 512,
     hop_length: int = 160,
     win_length: int | None = 400,
+    active: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """Mean and standard deviation of the 12 chroma (pitch-class) energies."""
+    """Mean and standard deviation of the 12 chroma (pitch-class) energies (active frames when given)."""
     S = _ensure_S(y, S, n_fft, hop_length, win_length)
     # tuning=0 skips librosa's tuning estimation, which costs more than the chroma itself.
-    chroma = librosa.feature.chroma_stft(S=S, sr=sr, n_fft=n_fft, tuning=0.0)
+    chroma = _active_frames(librosa.feature.chroma_stft(S=S, sr=sr, n_fft=n_fft, tuning=0.0), active)
     names = [f"chroma_{p}" for p in PITCH_CLASSES]
     return _named(names, summarize(chroma, frame_rate=sr / hop_length, functionals=SHORT_FUNCTIONALS), SHORT_FUNCTIONALS)
 
@@ -332,6 +391,7 @@ def contrast_features(
     n_fft: int = 512,
     hop_length: int = 160,
     win_length: int | None = 400,
+    active: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Spectral contrast (peak minus valley, dB) in octave bands from 200 Hz, the top band up to
     90% of Nyquist."""
@@ -342,6 +402,7 @@ def contrast_features(
     keep = freqs <= CONTRAST_TOP * sr / 2
     contrast = librosa.feature.spectral_contrast(S=np.sqrt(S[keep]), sr=sr, n_fft=n_fft, freq=freqs[keep],
                                                  fmin=200.0, n_bands=CONTRAST_BANDS)
+    contrast = _active_frames(contrast, active)
     names = [f"contrast_{i}" for i in range(contrast.shape[0])]
     return _named(names, summarize(contrast, frame_rate=sr / hop_length, functionals=CONTRAST_FUNCTIONALS), CONTRAST_FUNCTIONALS)
 

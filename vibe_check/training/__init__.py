@@ -3,10 +3,17 @@
 from ._cv import check_speaker_independent, speaker_folds
 from ._metrics import classification_metrics, expected_calibration_error, reliability_curve, summarize_folds
 from ._models import BASE_MODELS, MODEL_NAMES, make_ensemble, make_model
-from ._train import SELECTION_RULE, TASKS, EmotionTrainer, drift_reference, label_mapping, labels_for_task
+from ._robustness import CONDITIONS, TARGET_DROP, corrupt, evaluate_robustness, format_robustness
+from ._train import DEFAULT_AUGMENTATIONS, SELECTION_RULE, TASKS, EmotionTrainer, drift_reference, label_mapping, labels_for_task
 
 __all__ = [
     "BASE_MODELS",
+    "CONDITIONS",
+    "DEFAULT_AUGMENTATIONS",
+    "TARGET_DROP",
+    "corrupt",
+    "evaluate_robustness",
+    "format_robustness",
     "MODEL_NAMES",
     "SELECTION_RULE",
     "TASKS",

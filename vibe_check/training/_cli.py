@@ -21,8 +21,9 @@ def _csv(text: str) -> list[str]:
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..data import AUGMENTATIONS
     from ._models import MODEL_NAMES
-    from ._train import DEFAULT_MODELS, TASKS
+    from ._train import DEFAULT_AUGMENTATIONS, DEFAULT_MODELS, TASKS
 
     parser.add_argument("--data-dir", help=f"RAVDESS-named audio folder (default: the first of {', '.join(DEFAULT_DATA_DIRS)} that exists)")
     parser.add_argument("--manifest", help="feature manifest to write/reuse (default: <output-dir>/manifest.parquet)")
@@ -30,6 +31,11 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", choices=TASKS, default="emotion", help="8 emotions or 3 sentiment classes (default: %(default)s)")
     parser.add_argument("--models", type=_csv, default=list(DEFAULT_MODELS),
                         help=f"comma-separated, from {','.join(MODEL_NAMES)} (default: {','.join(DEFAULT_MODELS)})")
+    parser.add_argument("--augment", type=_csv, default=list(DEFAULT_AUGMENTATIONS),
+                        help=f"augmented copies of the training folds' clips, comma-separated from {','.join(AUGMENTATIONS)}, "
+                             f"or 'none' (default: {','.join(DEFAULT_AUGMENTATIONS)}); scores are always on original clips")
+    parser.add_argument("--robustness", action="store_true",
+                        help="also score the chosen model on corrupted held-out clips (noise, gain, telephone, silence)")
     parser.add_argument("--folds", type=int, default=5, help="speaker-grouped folds (default: %(default)s)")
     parser.add_argument("--n-jobs", type=int, default=2, help="parallel workers (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
@@ -64,28 +70,43 @@ def run_train(args: argparse.Namespace) -> int:
     progress = not args.no_progress
     try:
         print(f"features: {data_dir} -> {manifest_path}", file=sys.stderr)
+        augment = [a for a in args.augment if a != "none"]
+        cache_dir = args.cache_dir or Path("data") / ".feature_cache"
         manifest = build_manifest(data_dir, manifest_path, n_jobs=args.n_jobs, progress=progress,
-                                  cache_dir=args.cache_dir or Path("data") / ".feature_cache")
+                                  cache_dir=cache_dir, augment=augment)
         n_err = len(manifest.attrs.get("errors", []))
         if n_err:
             print(f"{n_err} file(s) skipped (see {manifest_path.with_suffix('.errors.csv')})", file=sys.stderr)
         trainer = EmotionTrainer(task=args.task, models=args.models, n_splits=args.folds, random_state=args.seed,
                                  n_jobs=args.n_jobs, progress=progress).fit(manifest)
         written = trainer.save_bundles(out, formats=args.formats, command=command)
+        robustness = None
+        if args.robustness:
+            from ._robustness import evaluate_robustness
+
+            print("robustness: scoring the chosen model on corrupted held-out clips", file=sys.stderr)
+            robustness = evaluate_robustness(trainer, manifest, n_jobs=args.n_jobs, cache_dir=cache_dir, progress=progress)
+            robustness.to_csv(out / f"robustness_{args.task}.csv", index=False)
         report = None
         if args.report:
             from ..explain import write_report
 
-            report = write_report(trainer, out, command=command)
+            report = write_report(trainer, out, command=command, robustness=robustness)
     except VibeCheckError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"\n{len(manifest)} clips, {len(set(manifest['actor']))} actors, task {args.task}, "
+    ds = trainer.data_summary_
+    copies = f" (+ {ds['n_augmented_rows']} augmented training copies: {', '.join(ds['augmentations'])})" if ds["n_augmented_rows"] else ""
+    print(f"\n{ds['n_files']} clips{copies}, {len(ds['actors'])} actors, task {args.task}, "
           f"{len(trainer.folds_)}-fold speaker-independent cross-validation (no actor in both train and test):\n")
     print(trainer.format_table())
+    if robustness is not None:
+        from ._robustness import format_robustness
+
+        print("\nrobustness (held-out speakers, corrupted clips):\n" + format_robustness(robustness))
     print(f"\nbundles in {out}/:")
     for key, path in written.items():
         print(f"  {path.name}")

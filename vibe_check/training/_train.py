@@ -20,12 +20,13 @@ from tqdm.auto import tqdm
 
 from ..data import EMOTIONS, SENTIMENT_OF_EMOTION
 from ..features import FeatureConfig, feature_columns
+from ..features._manifest import ORIGINAL
 from ..models._bundle import library_versions, save_bundle
 from ._cv import FoldResult, check_speaker_independent, fit_predict_fold, speaker_folds
 from ._metrics import classification_metrics, summarize_folds
 from ._models import BASE_MODELS, ENSEMBLE_CANDIDATES, MODEL_NAMES, make_ensemble, make_model, model_label, soft_vote
 
-__all__ = ["EmotionTrainer", "TASKS", "labels_for_task", "SELECTION_RULE", "drift_reference"]
+__all__ = ["EmotionTrainer", "DEFAULT_AUGMENTATIONS", "TASKS", "labels_for_task", "SELECTION_RULE", "drift_reference"]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,8 @@ SELECTION_RULE = (
     "hist_gb, lda, gradient_boosting, ensemble"
 )
 DEFAULT_MODELS = (*BASE_MODELS, "lda", "ensemble")
+#: Augmented training copies ``vibe-check train`` adds by default (see ``build_manifest(augment=...)``).
+DEFAULT_AUGMENTATIONS = ("noise", "babble", "telephone")
 BACKGROUND_ROWS = 100  # training rows kept in a bundle as SHAP background data
 DRIFT_BINS = 10
 
@@ -118,13 +121,18 @@ class EmotionTrainer(BaseEstimator):
     n_jobs : int
         Parallel fits (joblib).
     cv : iterable of (train, test) index pairs, optional
-        Custom folds; refused with :class:`~vibe_check.exceptions.LeakageError` if a speaker is on
-        both sides of any fold.
+        Custom folds over the original (non-augmented) rows; refused with
+        :class:`~vibe_check.exceptions.LeakageError` if a speaker is on both sides of any fold.
     progress : bool
         Show a progress bar.
     model_params : dict of str -> dict, optional
         Parameter overrides per model, in ``Pipeline.set_params`` form, for example
         ``{"hist_gb": {"model__max_iter": 50}}``.
+
+    Augmented copies (manifest rows whose ``augmentation`` is not ``"none"``, see
+    ``build_manifest(augment=...)``) are training data only: in each fold the copies of the
+    training speakers' clips join the training side, and every score is measured on original
+    clips of the held-out speakers.
 
     Attributes
     ----------
@@ -191,12 +199,24 @@ class EmotionTrainer(BaseEstimator):
         y_enc = self.label_encoder_.transform(labels)
         n_classes = len(self.classes_)
 
+        augmentation = (manifest["augmentation"].to_numpy(dtype=object) if "augmentation" in manifest
+                        else np.full(len(manifest), ORIGINAL, dtype=object))
+        original = np.flatnonzero(augmentation == ORIGINAL)
+        if original.size == 0:
+            raise ValueError("the manifest holds augmented copies only; it needs the original clips too")
+        Xo, yo, go = X[original], y_enc[original], groups[original]
         if self.cv is not None:
-            folds = [(np.asarray(tr), np.asarray(te)) for tr, te in (self.cv.split(X, y_enc, groups) if hasattr(self.cv, "split") else self.cv)]
-            check_speaker_independent(folds, groups)
+            folds = [(np.asarray(tr), np.asarray(te)) for tr, te in (self.cv.split(Xo, yo, go) if hasattr(self.cv, "split") else self.cv)]
+            check_speaker_independent(folds, go)
         else:
-            folds = speaker_folds(y_enc, groups, n_splits=self.n_splits, random_state=self.random_state)
+            folds = speaker_folds(yo, go, n_splits=self.n_splits, random_state=self.random_state)
+        copies = np.flatnonzero(augmentation != ORIGINAL)
+        # Fold indices into the whole manifest: held-out speakers' original clips on the test side,
+        # training speakers' originals and their augmented copies on the training side.
+        folds = [(np.concatenate([original[tr], copies[np.isin(groups[copies], go[tr])]]), original[te]) for tr, te in folds]
+        check_speaker_independent(folds, groups)
         self.folds_ = folds
+        self.augmentations_ = sorted(set(augmentation[copies].tolist()))
         base, want_ensemble = self._model_plan()
         estimators = {m: make_model(m, random_state=self.random_state, n_jobs=1) for m in base}
         for name, params in (self.model_params or {}).items():
@@ -242,14 +262,19 @@ class EmotionTrainer(BaseEstimator):
             self.refit_seconds_["ensemble"] = sum(self.refit_seconds_[m] for m in self.ensemble_members_)
         self.estimators_ = {m: self.estimators_[m] for m in self.cv_results_}  # report order
 
+        lo = labels[original]
+        go_gender = gender[original] if gender is not None else None
         self.data_summary_ = {
-            "n_files": int(len(manifest)),
-            "actors": sorted(int(a) for a in np.unique(groups)),
-            "class_counts": {str(c): int((labels == c).sum()) for c in self.classes_},
-            "gender_counts": {str(g): int((gender == g).sum()) for g in np.unique(gender)} if gender is not None else {},
+            "n_files": int(original.size),
+            "n_augmented_rows": int(copies.size),
+            "augmentations": self.augmentations_,
+            "actors": sorted(int(a) for a in np.unique(go)),
+            "class_counts": {str(c): int((lo == c).sum()) for c in self.classes_},
+            "gender_counts": {str(g): int((go_gender == g).sum()) for g in np.unique(go_gender)} if go_gender is not None else {},
         }
-        self._X_train = X
+        self._X_train = X  # every row, augmented copies included: the folds index it
         self._y_train = y_enc
+        self._original_rows = original
         self.fit_seconds_ = time.perf_counter() - started
         return self
 
@@ -319,7 +344,9 @@ class EmotionTrainer(BaseEstimator):
             "feature_config": self.feature_config_,
             "feature_hash": self.feature_hash_,
             "cv": {
-                "protocol": f"{len(self.folds_)}-fold speaker-independent (StratifiedGroupKFold on actor)",
+                "protocol": f"{len(self.folds_)}-fold speaker-independent (StratifiedGroupKFold on actor)"
+                            + (f"; training sides add augmented copies ({', '.join(self.augmentations_)}) of their own clips"
+                               if self.augmentations_ else ""),
                 "random_state": self.random_state,
                 "fold_actors": [sorted(set(int(a) for a in m["test_actors"])) for m in r.fold_metrics],
                 "summary": r.summary,
@@ -339,7 +366,8 @@ class EmotionTrainer(BaseEstimator):
     def bundle_extra(self) -> dict:
         """Arrays that go into every bundle: SHAP background rows, feature statistics, drift reference."""
         rng = np.random.default_rng(self.random_state)
-        X, y = self._X_train, self._y_train
+        # SHAP background, "typical" values and the drift reference describe real (original) clips.
+        X, y = self._X_train[self._original_rows], self._y_train[self._original_rows]
         # Stratified background sample: the same share of each class as in training.
         take = []
         for c in np.unique(y):
