@@ -139,8 +139,12 @@ def _telephone(y, sr, rng, sources):
     return mix_at_snr(band, white_noise(band.size, rng), rng.uniform(20.0, 40.0)), out_sr
 
 
-def _speed(y, sr, rng, sources):
-    return speed_perturb(y, sr, float(rng.choice([0.9, 1.1]))), sr
+def _slow(y, sr, rng, sources):
+    return speed_perturb(y, sr, 0.9), sr
+
+
+def _fast(y, sr, rng, sources):
+    return speed_perturb(y, sr, 1.1), sr
 
 
 #: name -> (transform, description). A transform takes ``(y, sr, rng, sources)`` where
@@ -149,7 +153,8 @@ AUGMENTATIONS: dict[str, tuple[Callable, str]] = {
     "noise": (_noise, "white or pink noise at 5-30 dB SNR"),
     "babble": (_babble, "3-7 other clips of the same speaker summed, at 5-25 dB SNR"),
     "telephone": (_telephone, "telephone band (200-400 to 3200-3600 Hz, 8 kHz) with noise at 20-40 dB SNR"),
-    "speed": (_speed, "0.9x or 1.1x speed (pitch and formants shift with it)"),
+    "slow": (_slow, "0.9x speed: a slower, lower voice (pitch and formants shift with the speed)"),
+    "fast": (_fast, "1.1x speed: a faster, higher voice"),
 }
 
 

@@ -26,19 +26,24 @@ from ._cv import FoldResult, check_speaker_independent, fit_predict_fold, speake
 from ._metrics import classification_metrics, summarize_folds
 from ._models import BASE_MODELS, ENSEMBLE_CANDIDATES, MODEL_NAMES, make_ensemble, make_model, model_label, soft_vote
 
-__all__ = ["EmotionTrainer", "DEFAULT_AUGMENTATIONS", "TASKS", "labels_for_task", "SELECTION_RULE", "drift_reference"]
+__all__ = ["EmotionTrainer", "COST_ORDER", "DEFAULT_AUGMENTATIONS", "TASKS", "labels_for_task", "SELECTION_RULE", "drift_reference"]
 
 log = logging.getLogger(__name__)
 
 TASKS = ("emotion", "sentiment")
+#: Models from the cheapest to the dearest to run on one clip (measured: lda and logreg about
+#: 1 ms, random_forest 18 ms, hist_gb 20 ms, the ensemble their sum): "simpler" in the selection rule.
+COST_ORDER = ("lda", "logreg", "random_forest", "hist_gb", "gradient_boosting", "ensemble")
 SELECTION_RULE = (
-    "highest mean macro-F1 over the speaker-independent folds; ties (within 0.001) go to the "
-    "lower standard deviation, then to the simpler model in the order logreg, random_forest, "
-    "hist_gb, lda, gradient_boosting, ensemble"
+    "the cheapest model to run whose mean macro-F1 over the speaker-independent folds is within one "
+    "standard error (fold std / sqrt(folds)) of the best mean (the one-standard-error rule); cheapest first: "
+    + ", ".join(COST_ORDER)
 )
 DEFAULT_MODELS = (*BASE_MODELS, "lda", "ensemble")
 #: Augmented training copies ``vibe-check train`` adds by default (see ``build_manifest(augment=...)``).
-DEFAULT_AUGMENTATIONS = ("noise", "babble", "telephone")
+#: Measured on RAVDESS (LDA, 5 speaker-grouped folds): none 0.586, conditions only 0.565, 0.9x/1.1x
+#: speed only 0.599, both 0.595 with a 20 dB white-noise drop of 0.018 instead of 0.55.
+DEFAULT_AUGMENTATIONS = ("noise", "babble", "telephone", "slow", "fast")
 BACKGROUND_ROWS = 100  # training rows kept in a bundle as SHAP background data
 DRIFT_BINS = 10
 
@@ -298,9 +303,15 @@ class EmotionTrainer(BaseEstimator):
                        [r.fit_seconds for r in fold_results], [r.predict_seconds for r in fold_results])
 
     def _select(self) -> str:
-        order = {m: i for i, m in enumerate(MODEL_NAMES)}
-        ranked = sorted(self.cv_results_.values(), key=lambda r: (-round(r.scalar("macro_f1")[0], 3), r.scalar("macro_f1")[1], order[r.name]))
-        return ranked[0].name
+        # Fold means differ by chance too: a model only a fraction of a standard error ahead of a
+        # cheaper one has not shown it will do better on new speakers, so the cheaper one is kept.
+        results = list(self.cv_results_.values())
+        best = max(results, key=lambda r: r.scalar("macro_f1")[0])
+        mean, std = best.scalar("macro_f1")
+        bar = mean - std / np.sqrt(len(self.folds_)) - 1e-9
+        eligible = [r.name for r in results if r.scalar("macro_f1")[0] >= bar]
+        rank = {m: i for i, m in enumerate(COST_ORDER)}
+        return min(eligible, key=lambda m: rank.get(m, len(rank)))
 
     # -- reporting ----------------------------------------------------------------------------
     def metrics_table(self) -> pd.DataFrame:
@@ -325,7 +336,7 @@ class EmotionTrainer(BaseEstimator):
             mark = " *" if row["best"] else ""
             lines.append(f"{row['model']:<15} {pm('macro_f1'):>15} {pm('uar'):>15} {pm('accuracy'):>15} "
                          f"{row['ece_mean']:>7.3f} {row.get('gender_gap_mean', float('nan')):>10.3f} {row['fit_seconds_per_fold']:>10.1f}{mark}")
-        lines.append(f"* chosen: {self.best_model_} ({SELECTION_RULE.split(';')[0]})")
+        lines.append(f"* chosen: {self.best_model_} (the cheapest to run within one standard error of the best mean macro-F1)")
         return "\n".join(lines)
 
     # -- bundles ------------------------------------------------------------------------------
