@@ -9,18 +9,27 @@ from pathlib import Path
 import pandas as pd
 
 from vibe_check.features import build_manifest
+from vibe_check.training import DEFAULT_AUGMENTATIONS
 
 
 def add_corpus_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--data-dir", default="../shared/data/ravdess16k", help="RAVDESS folder (default: %(default)s)")
     ap.add_argument("--n-jobs", type=int, default=2, help="parallel workers (default: %(default)s)")
     ap.add_argument("--cache-dir", default="data/.feature_cache", help="feature cache (default: %(default)s)")
+    ap.add_argument("--augment", default=",".join(DEFAULT_AUGMENTATIONS),
+                    help="augmented training copies, comma-separated, or 'none' (default: %(default)s, as vibe-check train)")
 
 
-def corpus_manifest(args: argparse.Namespace, *, augment: tuple[str, ...] = ()) -> pd.DataFrame | None:
-    """The feature manifest of ``--data-dir`` (from the cache after the first run), with augmented
-    copies when ``augment`` names some; None, with a message, when the folder is missing."""
+def augmentations(args: argparse.Namespace) -> tuple[str, ...]:
+    """The ``--augment`` names (empty for 'none')."""
+    return tuple(a for a in args.augment.split(",") if a and a != "none")
+
+
+def corpus_manifest(args: argparse.Namespace) -> pd.DataFrame | None:
+    """The feature manifest of ``--data-dir`` (from the cache after the first run), with the
+    ``--augment`` copies; None, with a message, when the folder is missing."""
     if not Path(args.data_dir).is_dir():
         print(f"no data at {args.data_dir}; pass --data-dir", file=sys.stderr)
         return None
-    return build_manifest(args.data_dir, None, n_jobs=args.n_jobs, cache_dir=args.cache_dir, progress=False, augment=augment)
+    return build_manifest(args.data_dir, None, n_jobs=args.n_jobs, cache_dir=args.cache_dir, progress=False,
+                          augment=augmentations(args))

@@ -8,7 +8,7 @@ babble-like noise at 20 and 10 dB SNR, gain -20 dB and +10 dB (clipped), telepho
 condition, the drop from clean and the target where there is one.
 
     python benchmarks/bench_robustness.py [--data-dir ../shared/data/ravdess16k] [--models lda,ensemble]
-                                          [--augment noise,babble,telephone | --augment none]
+                                          [--augment noise,babble,telephone,slow,fast | --augment none]
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import argparse
 import sys
 import time
 
-from _corpus import add_corpus_arguments, corpus_manifest
-from vibe_check.training import DEFAULT_AUGMENTATIONS, EmotionTrainer
+from _corpus import add_corpus_arguments, augmentations, corpus_manifest
+from vibe_check.training import EmotionTrainer
 from vibe_check.training._robustness import evaluate_robustness, format_robustness
 
 
@@ -26,13 +26,11 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_corpus_arguments(ap)
     ap.add_argument("--models", default="", help="comma-separated models to score (default: the one training picks)")
-    ap.add_argument("--augment", default=",".join(DEFAULT_AUGMENTATIONS),
-                    help="training augmentations, comma-separated, or 'none' (default: %(default)s)")
     ap.add_argument("--folds", type=int, default=5)
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
-    augment = () if args.augment in ("", "none") else tuple(args.augment.split(","))
-    manifest = corpus_manifest(args, augment=augment)
+    augment = augmentations(args)
+    manifest = corpus_manifest(args)
     if manifest is None:
         return 2
     models = [m for m in args.models.split(",") if m]

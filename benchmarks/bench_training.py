@@ -2,6 +2,7 @@
 """Training time per model and for a whole run on RAVDESS (speaker-independent 5-fold CV + refit).
 
     python benchmarks/bench_training.py [--data-dir ../shared/data/ravdess16k] [--models logreg,lda,...]
+                                        [--augment none]
 
 Features come from the manifest cache (built first if missing: that time is printed apart).
 Prints per model: fit seconds per fold, refit seconds, prediction ms per clip and macro-F1, then
@@ -36,7 +37,9 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         trainer.save_bundles(tmp)
     t_run = time.perf_counter() - t1
-    print(f"{len(manifest)} clips, task {args.task}, {len(trainer.folds_)} speaker-independent folds, n_jobs={args.n_jobs}")
+    ds = trainer.data_summary_
+    print(f"{ds['n_files']} clips + {ds['n_augmented_rows']} augmented training copies ({', '.join(ds['augmentations']) or 'none'}), "
+          f"task {args.task}, {len(trainer.folds_)} speaker-independent folds, n_jobs={args.n_jobs}")
     print(f"features (manifest, cached after the first run): {t_features:.1f} s\n")
     print(f"{'model':<15} {'fit s/fold':>10} {'refit s':>8} {'predict ms/clip':>16} {'macro-F1':>16}")
     table = trainer.metrics_table().set_index("model")

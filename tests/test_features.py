@@ -281,7 +281,12 @@ def test_high_sample_rates_give_the_16k_features(sr, extractor, utterance_48k, v
     # spreads for 44.1 kHz). Everything else moves by under 2% of the emotion spread (measured).
     dist = dist[~dist.index.str.startswith("contrast_5_")]
     assert dist.median() < 1e-3
-    assert dist.max() < 0.05, dist.nlargest(5)
+    # Spectral flatness is a geometric mean over all bins, so the near-empty top bins left after
+    # noise subtraction weigh on it: it moves by up to 0.08 spreads (measured), still far below
+    # what separates two emotions.
+    flatness = dist.index.str.startswith("spectral_flatness_")
+    assert dist[flatness].max() < 0.12, dist[flatness].nlargest(3)
+    assert dist[~flatness].max() < 0.05, dist[~flatness].nlargest(5)
 
 
 def test_8k_input_keeps_pitch_and_timing(extractor, utterance_48k, vector_16k, emotion_spread):
@@ -309,12 +314,16 @@ def test_pure_tone_pitch_and_periodicity(freq, extractor):
 
 
 def test_white_noise_is_flat_and_unvoiced(extractor):
-    noise = features_of(extractor, make_noise(duration=1.0, amplitude=0.1))
-    tone = features_of(extractor, make_tone(200.0, duration=1.0))
+    # The flatness descriptor itself, on the raw spectrum: noise reduction would (rightly) take
+    # most of a noise-only input away first.
+    raw = FeatureExtractor(FeatureConfig(noise_reduction=False))
+    noise = features_of(raw, make_noise(duration=1.0, amplitude=0.1))
+    tone = features_of(raw, make_tone(200.0, duration=1.0))
     # A periodogram bin of white Gaussian noise is exponentially distributed, so the expected
     # geometric-over-arithmetic mean is exp(-Euler's gamma) = 0.56, far above any voiced sound.
     assert 0.4 < noise.spectral_flatness_mean < 0.7
     assert noise.spectral_flatness_mean > 50 * tone.spectral_flatness_mean
+    noise = features_of(extractor, make_noise(duration=1.0, amplitude=0.1))
     assert noise.voicing_strength_mean < 0.3
     assert noise.voiced_fraction < 0.05
     assert noise.f0_mean == 0.0  # no voiced frame: the documented neutral value
