@@ -206,7 +206,8 @@ def test_stereo_is_downmixed(model, clips, tmp_path):
     np.testing.assert_allclose(probs(model.predict_emotion_from_array(frames_channels.T, sr)), expected, atol=1e-6)  # librosa layout
     path = write_audio(tmp_path / "stereo.wav", frames_channels, sr, subtype="FLOAT")
     np.testing.assert_allclose(probs(model.predict_emotion_from_file(path)), expected, atol=1e-6)
-    assert np.abs(probs(model.predict_emotion_from_array(left, sr)) - expected).max() > 1e-6  # the mix differs from one channel
+    # The mix is not one channel (compared on features: a confident model's probabilities saturate).
+    assert np.abs(model.extractor.extract(left, sr) - model.extractor.extract(mono, sr)).max() > 1e-3
 
 
 @pytest.mark.parametrize("rate", [44100, 48000])
