@@ -8,7 +8,7 @@ babble-like noise at 20 and 10 dB SNR, gain -20 dB and +10 dB (clipped), telepho
 condition, the drop from clean and the target where there is one.
 
     python benchmarks/bench_robustness.py [--data-dir ../shared/data/ravdess16k] [--models lda,ensemble]
-                                          [--augment noise,babble,telephone,slow,fast | --augment none]
+                                          [--augment noise,babble | --augment none]
 """
 
 from __future__ import annotations

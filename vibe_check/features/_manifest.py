@@ -141,7 +141,7 @@ def build_manifest(
     augment : sequence of str
         Also extract one augmented copy of every file per name given (keys of
         :data:`~vibe_check.data.AUGMENTATIONS`: ``"noise"``, ``"babble"``, ``"telephone"``,
-        ``"slow"``, ``"fast"``). Copies are seeded from the file's hash, cached like the originals, and get
+        ``"speed_0.9"``...). Copies are seeded from the file's hash, cached like the originals, and get
         their own rows with the augmentation's name in the ``augmentation`` column (``"none"``
         for originals). Babble is made of other clips of the same speaker, so a copy never holds
         another speaker's voice and cross-validation stays speaker-independent.
