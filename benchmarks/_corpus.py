@@ -10,19 +10,15 @@ import pandas as pd
 
 from vibe_check.features import build_manifest
 from vibe_check.training import DEFAULT_AUGMENTATIONS
+from vibe_check.training._cli import augment_list
 
 
 def add_corpus_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--data-dir", default="../shared/data/ravdess16k", help="RAVDESS folder (default: %(default)s)")
     ap.add_argument("--n-jobs", type=int, default=2, help="parallel workers (default: %(default)s)")
     ap.add_argument("--cache-dir", default="data/.feature_cache", help="feature cache (default: %(default)s)")
-    ap.add_argument("--augment", default=",".join(DEFAULT_AUGMENTATIONS),
-                    help="augmented training copies, comma-separated, or 'none' (default: %(default)s, as vibe-check train)")
-
-
-def augmentations(args: argparse.Namespace) -> tuple[str, ...]:
-    """The ``--augment`` names (empty for 'none')."""
-    return tuple(a for a in args.augment.split(",") if a and a != "none")
+    ap.add_argument("--augment", type=augment_list, default=list(DEFAULT_AUGMENTATIONS),
+                    help="augmented training copies, comma-separated, or 'none' (default: as vibe-check train)")
 
 
 def corpus_manifest(args: argparse.Namespace) -> pd.DataFrame | None:
@@ -32,4 +28,4 @@ def corpus_manifest(args: argparse.Namespace) -> pd.DataFrame | None:
         print(f"no data at {args.data_dir}; pass --data-dir", file=sys.stderr)
         return None
     return build_manifest(args.data_dir, None, n_jobs=args.n_jobs, cache_dir=args.cache_dir, progress=False,
-                          augment=augmentations(args))
+                          augment=args.augment)

@@ -17,7 +17,7 @@ import argparse
 import sys
 import time
 
-from _corpus import add_corpus_arguments, augmentations, corpus_manifest
+from _corpus import add_corpus_arguments, corpus_manifest
 from vibe_check.training import EmotionTrainer
 from vibe_check.training._robustness import evaluate_robustness, format_robustness
 
@@ -29,7 +29,6 @@ def main(argv=None) -> int:
     ap.add_argument("--folds", type=int, default=5)
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
-    augment = augmentations(args)
     manifest = corpus_manifest(args)
     if manifest is None:
         return 2
@@ -37,8 +36,7 @@ def main(argv=None) -> int:
     trainer_models = models if models and "ensemble" not in models else EmotionTrainer().models
     trainer = EmotionTrainer(models=trainer_models, n_splits=args.folds, n_jobs=args.n_jobs).fit(manifest)
     table = evaluate_robustness(trainer, manifest, models or None, n_jobs=args.n_jobs, cache_dir=args.cache_dir)
-    n = int((manifest["augmentation"] == "none").sum())
-    print(f"\n{n} clips, {len(trainer.folds_)} speaker-independent folds, training augmentation: {', '.join(augment) or 'none'}")
+    print(f"\n{trainer.data_summary_['n_files']} clips, {len(trainer.folds_)} speaker-independent folds, training augmentation: {', '.join(args.augment) or 'none'}")
     print(format_robustness(table))
     print(f"\ntotal {time.perf_counter() - t0:.0f} s")
     return 0

@@ -4,6 +4,7 @@ augmentation (recording conditions as signal transforms)."""
 from ._augment import (
     AUGMENTATION_VERSION,
     AUGMENTATIONS,
+    ORIGINAL,
     AugmentedClip,
     active_power,
     apply_gain,
@@ -40,6 +41,7 @@ __all__ = [
     "AUGMENTATION_VERSION",
     "AUGMENTATIONS",
     "AugmentedClip",
+    "ORIGINAL",
     "active_power",
     "apply_gain",
     "augment",

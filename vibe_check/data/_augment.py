@@ -24,6 +24,7 @@ __all__ = [
     "SPEED_FACTORS",
     "AUGMENTATION_VERSION",
     "AugmentedClip",
+    "ORIGINAL",
     "augment",
     "active_power",
     "mix_at_snr",
@@ -163,6 +164,12 @@ AUGMENTATIONS: dict[str, tuple[Callable, str]] = {
 }
 
 
+#: The augmentations that mix other clips of the speaker in.
+USES_SOURCES = frozenset({"babble"})
+#: The ``augmentation`` value of a clip used as recorded (a manifest's original rows).
+ORIGINAL = "none"
+
+
 def augment(y: np.ndarray, sr: int, kind: str, *, rng: np.random.Generator,
             sources: Sequence[np.ndarray] = ()) -> tuple[np.ndarray, int]:
     """Apply the training augmentation ``kind`` (a key of :data:`AUGMENTATIONS`).
@@ -201,8 +208,10 @@ class AugmentedClip:
 
         rng = np.random.default_rng(int.from_bytes(hashlib.sha256(self.key.encode()).digest()[:8], "little"))
         y = load_audio(self.path, target_sr=sr, max_duration=None)
+        # Drawn for every kind, so that each kind's random stream (and its cached copy) stays the
+        # same; only the kinds that mix other clips in pay for decoding them.
         chosen = rng.choice(len(self.sources), size=min(8, len(self.sources)), replace=False) if self.sources else []
-        sources = [load_audio(self.sources[i], target_sr=sr, max_duration=None) for i in chosen]
+        sources = [load_audio(self.sources[i], target_sr=sr, max_duration=None) for i in chosen] if self.kind in USES_SOURCES else []
         return augment(y, sr, self.kind, rng=rng, sources=sources)
 
     @staticmethod

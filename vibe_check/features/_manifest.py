@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from joblib import effective_n_jobs
 from tqdm.auto import tqdm
 
-from ..data import AUGMENTATIONS, AugmentedClip, RavdessInfo, list_audio_files, parse_filename
+from ..data import AUGMENTATIONS, ORIGINAL, AugmentedClip, RavdessInfo, list_audio_files, parse_filename
 from ..exceptions import DatasetError, FilenameError
 from ._config import FeatureConfig
 from ._extractor import FeatureExtractor
@@ -34,7 +34,6 @@ __all__ = ["build_manifest", "load_manifest", "feature_columns", "METADATA_COLUM
 log = logging.getLogger(__name__)
 
 METADATA_COLUMNS = ["path", "file", "sha256", "augmentation", *RavdessInfo.__dataclass_fields__]
-ORIGINAL = "none"  # the ``augmentation`` value of a row extracted from the file as it is
 _META_KEY = b"vibe_check"
 CHUNK = 48  # files per cache shard: small enough to lose little on interruption
 

@@ -11,13 +11,18 @@ from pathlib import Path
 
 from ..exceptions import VibeCheckError
 
-__all__ = ["add_train_arguments", "run_train", "add_evaluate_arguments", "run_evaluate"]
+__all__ = ["augment_list", "add_train_arguments", "run_train", "add_evaluate_arguments", "run_evaluate"]
 
 DEFAULT_DATA_DIRS = ("data/ravdess", "../shared/data/ravdess16k")
 
 
 def _csv(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def augment_list(text: str) -> list[str]:
+    """``--augment`` value: comma-separated augmentation names, or ``none`` for no copies."""
+    return [a for a in _csv(text) if a != "none"]
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,7 +36,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", choices=TASKS, default="emotion", help="8 emotions or 3 sentiment classes (default: %(default)s)")
     parser.add_argument("--models", type=_csv, default=list(DEFAULT_MODELS),
                         help=f"comma-separated, from {','.join(MODEL_NAMES)} (default: {','.join(DEFAULT_MODELS)})")
-    parser.add_argument("--augment", type=_csv, default=list(DEFAULT_AUGMENTATIONS),
+    parser.add_argument("--augment", type=augment_list, default=list(DEFAULT_AUGMENTATIONS),
                         help=f"augmented copies of the training folds' clips, comma-separated from {','.join(AUGMENTATIONS)}, "
                              f"or 'none' (default: {','.join(DEFAULT_AUGMENTATIONS)}); scores are always on original clips")
     parser.add_argument("--robustness", action="store_true",
@@ -70,10 +75,9 @@ def run_train(args: argparse.Namespace) -> int:
     progress = not args.no_progress
     try:
         print(f"features: {data_dir} -> {manifest_path}", file=sys.stderr)
-        augment = [a for a in args.augment if a != "none"]
         cache_dir = args.cache_dir or Path("data") / ".feature_cache"
         manifest = build_manifest(data_dir, manifest_path, n_jobs=args.n_jobs, progress=progress,
-                                  cache_dir=cache_dir, augment=augment)
+                                  cache_dir=cache_dir, augment=args.augment)
         n_err = len(manifest.attrs.get("errors", []))
         if n_err:
             print(f"{n_err} file(s) skipped (see {manifest_path.with_suffix('.errors.csv')})", file=sys.stderr)

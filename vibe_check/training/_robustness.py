@@ -134,8 +134,9 @@ def evaluate_robustness(trainer, manifest: pd.DataFrame, models: Sequence[str] |
     -------
     DataFrame
         One row per (model, condition): ``macro_f1_mean``, ``macro_f1_std`` (over folds),
-        ``drop`` (from clean), ``target_drop`` (NaN where none) and ``failed`` (clips the
-        condition left unusable; scored as wrong).
+        ``drop`` (from clean), ``target_drop`` (NaN where none), ``met`` (whether the drop is
+        within the target; None where there is none) and ``failed`` (clips the condition left
+        unusable; scored as wrong).
 
     Examples
     --------
@@ -155,24 +156,27 @@ def evaluate_robustness(trainer, manifest: pd.DataFrame, models: Sequence[str] |
         train, test = trainer.folds_[fold]
         originals = train[np.isin(train, trainer._original_rows)]
         feats = _fold_features(extractor, paths, originals, test, conditions, n_jobs=n_jobs, cache_dir=cache_dir)
+        usable = np.isfinite(feats).all(axis=2)  # (conditions, clips)
+        for condition, ok in zip(conditions, usable):
+            failed[condition] += int((~ok).sum())
         for m in models:
             model = folds.model(m, fold)
             for j, condition in enumerate(conditions):
-                ok = np.isfinite(feats[j]).all(axis=1)
+                ok = usable[j]
                 proba = np.zeros((test.size, len(trainer.classes_)))
                 if ok.any():
                     proba[np.flatnonzero(ok)[:, None], np.asarray(model.classes_, int)[None, :]] = model.predict_proba(feats[j][ok])
                 proba[~ok, (y[test][~ok] + 1) % len(trainer.classes_)] = 1.0  # unusable clip: counted wrong
                 scores[(m, condition)].append(classification_metrics(y[test], proba, trainer.classes_)["macro_f1"])
-                if m == models[0]:
-                    failed[condition] += int((~ok).sum())
     rows = []
     for m in models:
         clean = float(np.mean(scores[(m, "clean")])) if "clean" in conditions else np.nan
         for c in conditions:
             s = np.asarray(scores[(m, c)])
+            drop, target = clean - float(s.mean()), TARGET_DROP.get(c)
             rows.append({"model": m, "condition": c, "macro_f1_mean": float(s.mean()), "macro_f1_std": float(s.std()),
-                         "drop": clean - float(s.mean()), "target_drop": TARGET_DROP.get(c, np.nan), "failed": failed[c]})
+                         "drop": drop, "target_drop": np.nan if target is None else target,
+                         "met": None if target is None else bool(drop <= target), "failed": failed[c]})
     return pd.DataFrame(rows)
 
 
@@ -183,7 +187,7 @@ def format_robustness(table: pd.DataFrame) -> str:
         lines.append(f"model {model}")
         lines.append(f"  {'condition':<24} {'macro-F1':>15} {'drop':>7} {'target':>8}")
         for _, r in part.iterrows():
-            target = "" if np.isnan(r["target_drop"]) else f"<= {r['target_drop']:.2f} {'ok' if r['drop'] <= r['target_drop'] else 'MISSED'}"
+            target = "" if r["met"] is None else f"<= {r['target_drop']:.2f} {'ok' if r['met'] else 'MISSED'}"
             note = f"  ({r['failed']} clips unusable)" if r["failed"] else ""
             lines.append(f"  {r['condition']:<24} {r['macro_f1_mean']:>8.3f} ± {r['macro_f1_std']:.3f} {r['drop']:>7.3f} {target}{note}")
     return "\n".join(lines)

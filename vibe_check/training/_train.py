@@ -18,9 +18,8 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.preprocessing import LabelEncoder
 from tqdm.auto import tqdm
 
-from ..data import EMOTIONS, SENTIMENT_OF_EMOTION
+from ..data import EMOTIONS, ORIGINAL, SENTIMENT_OF_EMOTION
 from ..features import FeatureConfig, feature_columns
-from ..features._manifest import ORIGINAL
 from ..models._bundle import library_versions, save_bundle
 from ._cv import FoldResult, check_speaker_independent, fit_predict_fold, speaker_folds
 from ._metrics import classification_metrics, summarize_folds
