@@ -148,8 +148,9 @@ def _speed(factor: float) -> Callable:
 
 
 #: Speed factors of the speed-perturbed copies: each is a new voice (pitch and formants shift
-#: with the speed) at a new tempo. On RAVDESS (LDA, 5 speaker-grouped folds) 0.9x and 1.1x took
-#: macro-F1 from 0.565 to 0.595, adding 0.85x and 1.15x to 0.606.
+#: with the speed) at a new tempo. On RAVDESS (LDA, 5 speaker-grouped folds, with the noise,
+#: babble and telephone copies) 0.9x and 1.1x took macro-F1 from about 0.565 to 0.595, adding
+#: 0.85x and 1.15x to about 0.60.
 SPEED_FACTORS = (0.85, 0.9, 1.1, 1.15)
 
 

@@ -41,8 +41,8 @@ SELECTION_RULE = (
 DEFAULT_MODELS = (*BASE_MODELS, "lda", "ensemble")
 #: Augmented training copies ``vibe-check train`` adds by default (see ``build_manifest(augment=...)``).
 #: Measured on RAVDESS (LDA, 5 speaker-grouped folds): no copies 0.586; noise, babble and
-#: telephone copies 0.565 (but a 20 dB white-noise drop of 0.013 instead of 0.55); adding speed
-#: copies at 0.9x/1.1x 0.595, and at 0.85x/0.9x/1.1x/1.15x 0.606.
+#: telephone copies about 0.565 (but a 20 dB white-noise drop of about 0.02 instead of 0.55);
+#: adding speed copies at 0.9x/1.1x about 0.595, and at 0.85x/0.9x/1.1x/1.15x 0.601.
 DEFAULT_AUGMENTATIONS = ("noise", "babble", "telephone", "speed_0.85", "speed_0.9", "speed_1.1", "speed_1.15")
 BACKGROUND_ROWS = 100  # training rows kept in a bundle as SHAP background data
 DRIFT_BINS = 10
