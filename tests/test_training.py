@@ -8,15 +8,16 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.model_selection import KFold
+from sklearn.model_selection import GroupKFold, KFold
 
 from vibe_check.cli import main
-from vibe_check.data import generate_corpus
+from vibe_check.data import SENTIMENT_OF_EMOTION, generate_corpus
 from vibe_check.exceptions import DatasetError, LeakageError
 from vibe_check.features import build_manifest
 from vibe_check.models import load_bundle, read_bundle_metadata
 from vibe_check.training import (
     EmotionTrainer,
+    GroupedClassifier,
     check_speaker_independent,
     classification_metrics,
     expected_calibration_error,
@@ -168,6 +169,72 @@ def test_sentiment_task_bundle(trained_models, tmp_path):
     meta = read_bundle_metadata(written["best"])
     assert meta["task"] == "sentiment" and meta["label_mapping"]["angry"] == "negative"
     assert written["best"].name == "best_sentiment_model.pkl"
+
+
+@pytest.fixture(scope="module")
+def sentiment_trainer(trained_models):
+    small = {"random_forest": {"model__n_estimators": 20}, "hist_gb": {"model__max_iter": 10}}
+    return EmotionTrainer(task="sentiment", n_splits=3, model_params=small).fit(trained_models["manifest"])
+
+
+def test_sentiment_is_read_off_emotion_models(sentiment_trainer, trained_models):
+    trainer = sentiment_trainer
+    manifest = trained_models["manifest"]
+    X = manifest[trainer.feature_names_in_].to_numpy()
+    for name, est in trainer.estimators_.items():
+        P = est.predict_proba(X)
+        assert P.shape == (len(X), 3) and np.allclose(P.sum(axis=1), 1.0)
+        if name == "ensemble":
+            continue
+        assert isinstance(est, GroupedClassifier) and list(est.estimator_.classes_) == list(range(8))
+        # each sentiment's probability is the sum of its emotions'
+        fine = est.estimator_.predict_proba(X)
+        for j, sentiment in enumerate(trainer.classes_):
+            members = [k for k, e in enumerate(trainer.fine_classes_) if SENTIMENT_OF_EMOTION[e] == sentiment]
+            np.testing.assert_allclose(P[:, j], fine[:, members].sum(axis=1))
+    oof = trainer.cv_results_["logreg"].oof
+    assert set(oof["y_true"]) == {"negative", "neutral", "positive"}
+    assert "sum of its emotions'" in trainer.bundle_metadata("logreg")["cv"]["protocol"]
+
+
+def test_sentiment_cv_matches_grouping_the_emotion_cv(trained_models):
+    # The same folds (forced through cv=) give the same out-of-fold sentiment as summing the
+    # emotion model's out-of-fold probabilities: the grouping adds no information of its own.
+    manifest = trained_models["manifest"]
+    folds = [(tr, te) for tr, te in GroupKFold(3).split(manifest, groups=manifest["actor"])]
+    emo = EmotionTrainer(models=["logreg"], cv=folds).fit(manifest)
+    sen = EmotionTrainer(task="sentiment", models=["logreg"], cv=folds).fit(manifest)
+    proba = emo.cv_results_["logreg"].oof
+    summed = np.column_stack([proba[[f"proba_{e}" for e in emo.classes_ if SENTIMENT_OF_EMOTION[e] == s]].sum(axis=1)
+                              for s in sen.classes_])
+    got = sen.cv_results_["logreg"].oof[[f"proba_{s}" for s in sen.classes_]].to_numpy()
+    np.testing.assert_allclose(got, summed, atol=1e-9)
+
+
+def test_sentiment_directly_on_three_classes(trained_models):
+    trainer = EmotionTrainer(task="sentiment", models=["lda"], n_splits=3, sentiment_from_emotions=False).fit(trained_models["manifest"])
+    assert not isinstance(trainer.estimators_["lda"], GroupedClassifier)
+    assert "sum of its emotions'" not in trainer.bundle_metadata("lda")["cv"]["protocol"]
+
+
+def test_sentiment_bundles_predict_explain_and_round_trip(sentiment_trainer, trained_models, tmp_path):
+    from vibe_check.explain import shap_values
+    from vibe_check.models import CustomEmotionModel
+
+    written = sentiment_trainer.save_bundles(tmp_path, formats=("pkl", "skops"))
+    clip = next(iter(sorted(trained_models["corpus"].rglob("*.wav"))))
+    for key in ("ensemble", "random_forest", "ensemble.skops"):
+        model = CustomEmotionModel(written[key])
+        result = model.predict_emotion_from_file(clip)
+        assert set(result["probabilities"]) == {"negative", "neutral", "positive"}
+        assert sum(result["probabilities"].values()) == pytest.approx(1.0)
+    model = CustomEmotionModel(written["ensemble"])
+    assert model._fast_proba is not None  # the flattened trees serve grouped models too
+    X = np.asarray(model.extra["background"][:5], dtype=np.float64)
+    res = shap_values(model.pipeline, X, feature_names=model.feature_names, classes=model.classes_,
+                      background=model.extra["background"])
+    # probability-space SHAP values add up to the sentiment probabilities
+    np.testing.assert_allclose(res.values.sum(axis=1) + res.base_values, model.pipeline.predict_proba(X), atol=1e-6)
 
 
 def test_unknown_model_name(trained_models):

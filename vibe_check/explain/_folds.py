@@ -54,6 +54,8 @@ class FoldModels:
         self.trainer = trainer
         self.X = trainer._X_train
         self.y = trainer._y_train
+        # Base models are fitted on these (the emotions, for a sentiment read off emotion models).
+        self.y_fit = getattr(trainer, "_y_fit", trainer._y_train)
         n = len(trainer.folds_)
         self.folds = list(range(n if max_folds is None else max(1, min(max_folds, n))))
         self.n_threads = n_threads
@@ -83,7 +85,7 @@ class FoldModels:
             else:
                 t0 = time.perf_counter()
                 with self.threads():
-                    est = clone(self.trainer.estimators_[name]).fit(self.X[tr], self.y[tr])
+                    est = clone(self.trainer.estimators_[name]).fit(self.X[tr], self.y_fit[tr])
             self.refit_seconds[name] = self.refit_seconds.get(name, 0.0) + time.perf_counter() - t0
             self._cache[key] = est
         return self._cache[key]

@@ -111,7 +111,8 @@ def impurity_importance(estimator, feature_names: Sequence[str]) -> pd.Series | 
     --------
     >>> impurity_importance(trainer.estimators_["random_forest"], trainer.feature_names_in_).head()  # doctest: +SKIP
     """
-    final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
+    final = getattr(estimator, "estimator_", estimator)  # the emotion model inside a GroupedClassifier
+    final = final.steps[-1][1] if hasattr(final, "steps") else final
     imp = getattr(final, "feature_importances_", None)
     if imp is None:
         return None

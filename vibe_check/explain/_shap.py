@@ -338,6 +338,17 @@ class PipelineShap:
             raise ValueError(f"unknown output {output!r}; choose from {OUTPUT_SPACES}")
         self.n_classes = n_classes
         est = _unfreeze(estimator)
+        self._groups = None
+        if type(est).__name__ == "GroupedClassifier":
+            # A group's probability is the sum of its classes': so are its probability-space SHAP
+            # values (SHAP is linear in the model output), exactly.
+            group_of = np.asarray(est.group_of, dtype=int)
+            self.members = [PipelineShap(est.estimator_, n_classes=group_of.size, background=background, output="probability")]
+            self.weights = np.ones(1)
+            self._groups = (group_of[:, None] == np.asarray(est.classes_, dtype=int)[None, :]).astype(np.float64)
+            self.space = "probability"
+            self.method = "sum over each group's classes of: " + self.members[0].method
+            return
         if type(est).__name__ == "VotingClassifier":
             if getattr(est, "voting", "soft") != "soft":
                 raise ExplanationError("only soft-voting ensembles can be explained (hard voting has no probabilities)")
@@ -370,6 +381,8 @@ class PipelineShap:
             parts = [m(X) for m in self.members]
             values = sum(w * v for w, (v, _) in zip(self.weights, parts))
             base = sum(w * b for w, (_, b) in zip(self.weights, parts))
+            if self._groups is not None:
+                values, base = values @ self._groups, base @ self._groups
             return values, base
         Xs = self._transform.transform(X) if self._transform is not None else X
         values, base = self._clf(Xs)

@@ -56,6 +56,7 @@ SKOPS_TRUSTED_TYPES = [
     "sklearn._loss._loss.CyHalfBinomialLoss",
     "sklearn.frozen._frozen.FrozenEstimator",
     "sklearn.ensemble._voting.VotingClassifier",
+    "vibe_check.training._models.GroupedClassifier",
     "sklearn.preprocessing._label.LabelEncoder",
     "sklearn.utils._bunch.Bunch",
     "numpy.dtype",

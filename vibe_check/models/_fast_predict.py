@@ -122,7 +122,7 @@ def _hist_gradient_boosting(clf: HistGradientBoostingClassifier) -> ProbaFunctio
 def compile_predict_proba(estimator: object) -> ProbaFunction | None:
     """A faster function equal to ``estimator.predict_proba``, or None if there is nothing to gain.
 
-    Pipelines, frozen estimators and soft-voting ensembles are unwrapped; random forests and
+    Pipelines, frozen estimators, soft-voting ensembles and grouped classifiers are unwrapped; random forests and
     histogram gradient boosting are flattened (see the module docstring); any other classifier
     keeps its own ``predict_proba``. Inputs must be finite float64 rows.
 
@@ -149,6 +149,13 @@ def _compile(estimator: object):
         return _forest(estimator)
     if isinstance(estimator, HistGradientBoostingClassifier):
         return _hist_gradient_boosting(estimator)
+    if type(estimator).__name__ == "GroupedClassifier":  # by name: vibe_check.training imports this package
+        inner = _compile(estimator.estimator_)
+        if inner is None:
+            return None
+        inner = estimator.estimator_.predict_proba if inner is _UNCHANGED else inner
+        membership = estimator.membership_
+        return lambda X: inner(X) @ membership
     if isinstance(estimator, Pipeline):
         final = _compile(estimator.steps[-1][1])
         if final is None or final is _UNCHANGED:
