@@ -299,6 +299,16 @@ def test_cli_train_then_evaluate(trained_models, unseen_corpus, tmp_path, capsys
     assert "macro-F1" in captured.err
 
 
+@pytest.mark.parametrize("direct", [False, True])
+def test_cli_sentiment_from_emotions_or_direct(trained_models, tmp_path, capsys, monkeypatch, direct):
+    monkeypatch.chdir(tmp_path)
+    args = ["train", "--data-dir", str(trained_models["corpus"]), "--output-dir", "out", "--folds", "3", "--task", "sentiment",
+            "--models", "lda", "--augment", "none", "--n-jobs", "1", "--no-progress"] + (["--sentiment-direct"] if direct else [])
+    assert main(args) == 0, capsys.readouterr().err
+    protocol = read_bundle_metadata(tmp_path / "out" / "best_sentiment_model.pkl")["cv"]["protocol"]
+    assert ("sum of its emotions'" in protocol) is not direct
+
+
 def test_cli_train_without_data_says_how_to_get_it(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr("vibe_check.training._cli.DEFAULT_DATA_DIRS", ("nowhere",))

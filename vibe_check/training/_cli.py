@@ -34,6 +34,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--manifest", help="feature manifest to write/reuse (default: <output-dir>/manifest.parquet)")
     parser.add_argument("--output-dir", default="models/custom", help="where bundles go (default: %(default)s)")
     parser.add_argument("--task", choices=TASKS, default="emotion", help="8 emotions or 3 sentiment classes (default: %(default)s)")
+    parser.add_argument("--sentiment-direct", action="store_true",
+                        help="with --task sentiment: fit the 3 classes directly instead of reading them off emotion models")
     parser.add_argument("--models", type=_csv, default=list(DEFAULT_MODELS),
                         help=f"comma-separated, from {','.join(MODEL_NAMES)} (default: {','.join(DEFAULT_MODELS)})")
     parser.add_argument("--augment", type=augment_list, default=list(DEFAULT_AUGMENTATIONS),
@@ -82,7 +84,8 @@ def run_train(args: argparse.Namespace) -> int:
         if n_err:
             print(f"{n_err} file(s) skipped (see {manifest_path.with_suffix('.errors.csv')})", file=sys.stderr)
         trainer = EmotionTrainer(task=args.task, models=args.models, n_splits=args.folds, random_state=args.seed,
-                                 n_jobs=args.n_jobs, progress=progress).fit(manifest)
+                                 n_jobs=args.n_jobs, progress=progress,
+                                 sentiment_from_emotions=not args.sentiment_direct).fit(manifest)
         written = trainer.save_bundles(out, formats=args.formats, command=command)
         robustness = None
         if args.robustness:
