@@ -137,6 +137,23 @@ def test_selection_keeps_the_cheaper_model_within_one_standard_error():
     assert trainer._select() == "lda"  # a noisy lead is no lead
 
 
+def test_lda_uses_equal_priors_like_the_balanced_class_weights_elsewhere():
+    from sklearn.base import clone
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
+    rng = np.random.default_rng(0)
+    X = np.r_[rng.normal(0, 1, (180, 4)), rng.normal(1, 1, (20, 4))]
+    y = np.r_[np.zeros(180, int), np.ones(20, int)]
+    lda = make_model("lda").fit(X, y)[-1]
+    assert lda.priors_.tolist() == [0.5, 0.5]
+    assert "priors" not in lda.get_params() and clone(lda).get_params() == lda.get_params()
+    plain = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto").fit(X, y)
+    # equal priors predict the rare class more often than frequency priors do
+    assert (lda.predict(X) == 1).sum() > (plain.predict(X) == 1).sum()
+    # three classes after two: the priors follow the classes of each fit
+    assert make_model("lda").fit(np.r_[X, X[:30] + 3], np.r_[y, np.full(30, 2)])[-1].priors_.tolist() == [1 / 3] * 3
+
+
 def test_ensemble_is_the_mean_of_its_members(trained_models):
     trainer = trained_models["trainer"]
     X = trained_models["manifest"][trainer.feature_names_in_].to_numpy()[:10]

@@ -57,6 +57,7 @@ SKOPS_TRUSTED_TYPES = [
     "sklearn.frozen._frozen.FrozenEstimator",
     "sklearn.ensemble._voting.VotingClassifier",
     "vibe_check.training._models.GroupedClassifier",
+    "vibe_check.training._models.BalancedLinearDiscriminantAnalysis",
     "sklearn.preprocessing._label.LabelEncoder",
     "sklearn.utils._bunch.Bunch",
     "numpy.dtype",
