@@ -55,7 +55,7 @@ class FoldModels:
         self.X = trainer._X_train
         self.y = trainer._y_train
         # Base models are fitted on these (the emotions, for a sentiment read off emotion models).
-        self.y_fit = getattr(trainer, "_y_fit", trainer._y_train)
+        self.y_fit = trainer._y_fit
         n = len(trainer.folds_)
         self.folds = list(range(n if max_folds is None else max(1, min(max_folds, n))))
         self.n_threads = n_threads

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import f1_score
 
+from ..training._models import final_classifier
 from ._folds import FoldModels
 from ._shap import PipelineShap, ShapResult
 
@@ -111,9 +112,7 @@ def impurity_importance(estimator, feature_names: Sequence[str]) -> pd.Series | 
     --------
     >>> impurity_importance(trainer.estimators_["random_forest"], trainer.feature_names_in_).head()  # doctest: +SKIP
     """
-    final = getattr(estimator, "estimator_", estimator)  # the emotion model inside a GroupedClassifier
-    final = final.steps[-1][1] if hasattr(final, "steps") else final
-    imp = getattr(final, "feature_importances_", None)
+    imp = getattr(final_classifier(estimator), "feature_importances_", None)
     if imp is None:
         return None
     return pd.Series(np.asarray(imp, dtype=np.float64), index=pd.Index(list(feature_names), name="feature"),

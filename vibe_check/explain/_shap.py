@@ -240,10 +240,6 @@ def _symmetric_binary(values: np.ndarray, base: np.ndarray) -> tuple[np.ndarray,
 
 
 # -- per-estimator explainers ----------------------------------------------------------------
-def _final_step(est):
-    return est.steps[-1][1] if hasattr(est, "steps") else est
-
-
 def _unfreeze(est):
     """The fitted estimator inside a ``FrozenEstimator`` (soft-voting members are frozen)."""
     return getattr(est, "estimator", est) if type(est).__name__ == "FrozenEstimator" else est

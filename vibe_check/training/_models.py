@@ -23,7 +23,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 __all__ = ["MODEL_NAMES", "BASE_MODELS", "make_model", "make_ensemble", "model_label", "GroupedClassifier",
-           "BalancedLinearDiscriminantAnalysis"]
+           "BalancedLinearDiscriminantAnalysis", "final_classifier"]
 
 #: Models trained by default, and the ensemble built from them.
 BASE_MODELS = ("logreg", "random_forest", "hist_gb")
@@ -129,6 +129,19 @@ class BalancedLinearDiscriminantAnalysis(LinearDiscriminantAnalysis):
         n = np.unique(y).size
         self.priors = np.full(n, 1.0 / n)
         return super().fit(X, y)
+
+
+def final_classifier(estimator):
+    """The classifier at the end of a fitted model: inside a :class:`GroupedClassifier`, then at
+    the end of a pipeline (a soft-voting ensemble is returned as it is).
+
+    Examples
+    --------
+    >>> type(final_classifier(make_model("lda"))).__name__
+    'BalancedLinearDiscriminantAnalysis'
+    """
+    est = estimator.estimator_ if isinstance(estimator, GroupedClassifier) else estimator
+    return est.steps[-1][1] if hasattr(est, "steps") else est
 
 
 def make_ensemble(members: Sequence[Pipeline], names: Sequence[str], *, prefit: bool = False) -> VotingClassifier:

@@ -23,8 +23,8 @@ from ..features import FeatureConfig, feature_columns
 from ..models._bundle import library_versions, save_bundle
 from ._cv import FoldResult, check_speaker_independent, fit_predict_fold, speaker_folds
 from ._metrics import classification_metrics, summarize_folds
-from ._models import (BASE_MODELS, ENSEMBLE_CANDIDATES, MODEL_NAMES, GroupedClassifier, make_ensemble, make_model,
-                      model_label, soft_vote)
+from ._models import (BASE_MODELS, ENSEMBLE_CANDIDATES, MODEL_NAMES, GroupedClassifier, final_classifier, make_ensemble,
+                      make_model, model_label, soft_vote)
 
 __all__ = ["EmotionTrainer", "COST_ORDER", "DEFAULT_AUGMENTATIONS", "TASKS", "labels_for_task", "SELECTION_RULE", "drift_reference"]
 
@@ -362,9 +362,7 @@ class EmotionTrainer(BaseEstimator):
     # -- bundles ------------------------------------------------------------------------------
     def bundle_metadata(self, name: str, *, command: str | None = None) -> dict:
         r = self.cv_results_[name]
-        est = self.estimators_[name]
-        final = est.estimator_ if isinstance(est, GroupedClassifier) else est
-        final = final.steps[-1][1] if hasattr(final, "steps") else final
+        final = final_classifier(self.estimators_[name])
         return {
             "model_name": name,
             "model_label": model_label(name),
