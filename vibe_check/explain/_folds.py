@@ -15,7 +15,7 @@ import numpy as np
 from sklearn.base import clone
 from threadpoolctl import threadpool_limits
 
-from ..training._models import make_ensemble
+from ..training._models import make_ensemble, row_fit_params
 
 __all__ = ["FoldModels"]
 
@@ -56,6 +56,8 @@ class FoldModels:
         self.y = trainer._y_train
         # Base models are fitted on these (the emotions, for a sentiment read off emotion models).
         self.y_fit = trainer._y_fit
+        # Speakers and original (non-augmented) rows, for the models that calibrate on held-out speakers.
+        self.groups, self.originals = trainer._groups_train, trainer._originals_train
         n = len(trainer.folds_)
         self.folds = list(range(n if max_folds is None else max(1, min(max_folds, n))))
         self.n_threads = n_threads
@@ -85,7 +87,8 @@ class FoldModels:
             else:
                 t0 = time.perf_counter()
                 with self.threads():
-                    est = clone(self.trainer.estimators_[name]).fit(self.X[tr], self.y_fit[tr])
+                    est = clone(self.trainer.estimators_[name])
+                    est.fit(self.X[tr], self.y_fit[tr], **row_fit_params(est, groups=self.groups[tr], calibrate_on=self.originals[tr]))
             self.refit_seconds[name] = self.refit_seconds.get(name, 0.0) + time.perf_counter() - t0
             self._cache[key] = est
         return self._cache[key]

@@ -2,7 +2,8 @@
 
 from ._cv import check_speaker_independent, speaker_folds
 from ._metrics import classification_metrics, expected_calibration_error, reliability_curve, summarize_folds
-from ._models import BASE_MODELS, MODEL_NAMES, GroupedClassifier, make_ensemble, make_model
+from ._models import (BASE_MODELS, MODEL_NAMES, BalancedLinearDiscriminantAnalysis, GroupedClassifier, fit_temperature,
+                      make_ensemble, make_model)
 from ._robustness import CONDITIONS, TARGET_DROP, corrupt, evaluate_robustness, format_robustness
 from ._train import DEFAULT_AUGMENTATIONS, SELECTION_RULE, TASKS, EmotionTrainer, drift_reference, label_mapping, labels_for_task
 
@@ -17,12 +18,14 @@ __all__ = [
     "MODEL_NAMES",
     "SELECTION_RULE",
     "TASKS",
+    "BalancedLinearDiscriminantAnalysis",
     "EmotionTrainer",
     "GroupedClassifier",
     "check_speaker_independent",
     "classification_metrics",
     "drift_reference",
     "expected_calibration_error",
+    "fit_temperature",
     "label_mapping",
     "labels_for_task",
     "make_ensemble",

@@ -15,6 +15,7 @@ from sklearn.base import clone
 from sklearn.model_selection import StratifiedGroupKFold
 
 from ..exceptions import LeakageError
+from ._models import row_fit_params
 
 __all__ = ["speaker_folds", "check_speaker_independent", "FoldResult", "fit_predict_fold"]
 
@@ -65,11 +66,17 @@ class FoldResult:
 
 
 def fit_predict_fold(estimator, X: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, *, n_classes: int,
-                     fold: int, groups: np.ndarray | None = None) -> tuple[FoldResult, object]:
-    """Fit a clone on ``train``, predict probabilities on ``test``; columns follow ``range(n_classes)``."""
+                     fold: int, groups: np.ndarray | None = None,
+                     calibrate_on: np.ndarray | None = None) -> tuple[FoldResult, object]:
+    """Fit a clone on ``train``, predict probabilities on ``test``; columns follow ``range(n_classes)``.
+
+    ``groups`` (speakers) and ``calibrate_on`` (rows to calibrate on), one value per row of ``X``,
+    reach the models whose ``fit`` takes them (see :func:`~vibe_check.training._models.row_fit_params`).
+    """
     model = clone(estimator)
     t0 = time.perf_counter()
-    model.fit(X[train], y[train])
+    rows = {"groups": groups, "calibrate_on": calibrate_on}
+    model.fit(X[train], y[train], **row_fit_params(model, **{k: None if v is None else np.asarray(v)[train] for k, v in rows.items()}))
     t1 = time.perf_counter()
     raw = model.predict_proba(X[test])
     t2 = time.perf_counter()

@@ -23,8 +23,8 @@ from ..features import FeatureConfig, feature_columns
 from ..models._bundle import library_versions, save_bundle
 from ._cv import FoldResult, check_speaker_independent, fit_predict_fold, speaker_folds
 from ._metrics import classification_metrics, summarize_folds
-from ._models import (BASE_MODELS, ENSEMBLE_CANDIDATES, MODEL_NAMES, GroupedClassifier, final_classifier, make_ensemble,
-                      make_model, model_label, soft_vote)
+from ._models import (BASE_MODELS, ENSEMBLE_CANDIDATES, MODEL_NAMES, GroupedClassifier, final_classifier,
+                      make_ensemble, make_model, model_label, row_fit_params, soft_vote)
 
 __all__ = ["EmotionTrainer", "COST_ORDER", "DEFAULT_AUGMENTATIONS", "TASKS", "labels_for_task", "SELECTION_RULE", "drift_reference"]
 
@@ -100,14 +100,16 @@ class ModelCV:
         return s["mean"], s["std"]
 
 
-def _fit_job(name, estimator, X, y, train, test, n_classes, fold, groups):
-    result, _ = fit_predict_fold(estimator, X, y, train, test, n_classes=n_classes, fold=fold, groups=groups)
+def _fit_job(name, estimator, X, y, train, test, n_classes, fold, groups, originals):
+    result, _ = fit_predict_fold(estimator, X, y, train, test, n_classes=n_classes, fold=fold, groups=groups,
+                                 calibrate_on=originals)
     return name, result
 
 
-def _refit_job(name, estimator, X, y):
+def _refit_job(name, estimator, X, y, groups, originals):
     t0 = time.perf_counter()
-    model = clone(estimator).fit(X, y)
+    model = clone(estimator)
+    model.fit(X, y, **row_fit_params(model, groups=groups, calibrate_on=originals))
     return name, model, time.perf_counter() - t0
 
 
@@ -223,7 +225,8 @@ class EmotionTrainer(BaseEstimator):
 
         augmentation = (manifest["augmentation"].to_numpy(dtype=object) if "augmentation" in manifest
                         else np.full(len(manifest), ORIGINAL, dtype=object))
-        original = np.flatnonzero(augmentation == ORIGINAL)
+        is_original = augmentation == ORIGINAL  # calibration, like scoring, uses original clips only
+        original = np.flatnonzero(is_original)
         if original.size == 0:
             raise ValueError("the manifest holds augmented copies only; it needs the original clips too")
         Xo, yo, go = X[original], y_enc[original], groups[original]
@@ -252,7 +255,7 @@ class EmotionTrainer(BaseEstimator):
         bar = tqdm(total=len(jobs) + len(base), desc="training", unit="fit", disable=not self.progress)
         results: dict[str, list[FoldResult]] = {m: [None] * len(folds) for m in base}
         par = Parallel(n_jobs=self.n_jobs, return_as="generator_unordered")
-        for name, res in par(delayed(_fit_job)(n, e, X, y_fit, tr, te, n_classes, f, groups) for n, e, f, tr, te in jobs):
+        for name, res in par(delayed(_fit_job)(n, e, X, y_fit, tr, te, n_classes, f, groups, is_original) for n, e, f, tr, te in jobs):
             results[name][res.fold] = res
             bar.update(1)
 
@@ -274,7 +277,7 @@ class EmotionTrainer(BaseEstimator):
         self.estimators_ = {}
         self.refit_seconds_ = {}
         for name, model, secs in Parallel(n_jobs=self.n_jobs, return_as="generator_unordered")(
-            delayed(_refit_job)(n, e, X, y_fit) for n, e in estimators.items()
+            delayed(_refit_job)(n, e, X, y_fit, groups, is_original) for n, e in estimators.items()
         ):
             self.estimators_[name] = model
             self.refit_seconds_[name] = secs
@@ -298,6 +301,8 @@ class EmotionTrainer(BaseEstimator):
         }
         self._X_train = X  # every row, augmented copies included: the folds index it
         self._y_train = y_enc
+        self._groups_train = groups
+        self._originals_train = is_original
         self._y_fit = y_fit  # what models are fitted on (emotion codes for sentiment-from-emotions)
         self._original_rows = original
         self.fit_seconds_ = time.perf_counter() - started

@@ -1,0 +1,137 @@
+"""The LDA's temperature: fitted on held-out speakers, honest on unseen ones, and routed by the trainer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.special import softmax
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+from vibe_check.training import BalancedLinearDiscriminantAnalysis, expected_calibration_error, fit_temperature, make_model
+from vibe_check.training._cv import fit_predict_fold
+from vibe_check.training._models import GroupedClassifier, row_fit_params
+
+
+def test_fit_temperature_recovers_the_temperature_that_made_the_labels():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 4, size=(20000, 5))
+    for true_t in (0.5, 1.0, 3.0):
+        p = softmax(logits / true_t, axis=1)
+        y = (p.cumsum(axis=1) > rng.random((len(p), 1))).argmax(axis=1)
+        assert fit_temperature(logits, y) == pytest.approx(true_t, rel=0.05)
+
+
+def test_fit_temperature_ignores_classes_a_model_could_not_predict():
+    z = np.array([[4.0, 0.0, -np.inf], [4.0, 0.0, -np.inf], [0.0, 4.0, -np.inf], [4.0, 0.0, -np.inf]])
+    assert fit_temperature(z, np.array([0, 1, 1, 0])) == pytest.approx(4 / np.log(3), rel=1e-3)
+
+
+def _speakers(n_speakers=12, per_class=6, n_classes=6, n_features=300, separation=0.15, seed=0):
+    """Rows = class mean + a speaker offset + noise, in many dimensions: a plain LDA is over-sure
+    on unseen speakers, as on the real corpus."""
+    rng = np.random.default_rng(seed)
+    means = rng.normal(0, separation, (n_classes, n_features))
+    X, y, g = [], [], []
+    for s in range(n_speakers):
+        offset = rng.normal(0, 0.6, n_features)
+        for c in range(n_classes):
+            X.append(means[c] + offset + rng.normal(0, 1, (per_class, n_features)))
+            y += [c] * per_class
+            g += [s] * per_class
+    return np.vstack(X), np.array(y), np.array(g)
+
+
+def test_calibrated_lda_predicts_the_same_and_is_honest_on_unseen_speakers():
+    X, y, g = _speakers()
+    train, test = g < 8, g >= 8
+    plain = make_model("lda").set_params(model__calibration_cv=None).fit(X[train], y[train])
+    calibrated = make_model("lda")
+    calibrated.fit(X[train], y[train], **row_fit_params(calibrated, groups=g[train]))
+    lda = calibrated[-1]
+    assert plain[-1].temperature_ == 1.0 and lda.temperature_ > 1.5  # the plain LDA was over-sure
+    np.testing.assert_array_equal(calibrated.predict(X[test]), plain.predict(X[test]))
+    # the calibrated probabilities are the plain logits over the temperature
+    z = plain.decision_function(X[test])
+    np.testing.assert_allclose(calibrated.predict_proba(X[test]), softmax(z / lda.temperature_, axis=1), atol=1e-10)
+    ece_plain = expected_calibration_error(y[test], plain.predict_proba(X[test]))
+    ece_cal = expected_calibration_error(y[test], calibrated.predict_proba(X[test]))
+    assert ece_cal < ece_plain / 2, (ece_plain, ece_cal)
+
+
+def test_the_temperature_is_fitted_on_held_out_speakers():
+    X, y, g = _speakers()
+    grouped = BalancedLinearDiscriminantAnalysis().fit(X, y, groups=g).temperature_
+    # Without groups, rows of a speaker sit on both sides of the inner folds: the held-out logits
+    # look better than they will on a new speaker, so the temperature comes out lower.
+    mixed = BalancedLinearDiscriminantAnalysis().fit(X, y).temperature_
+    assert grouped > mixed * 1.1, (grouped, mixed)
+
+
+def test_calibrate_on_chooses_the_rows_that_fit_the_temperature():
+    X, y, g = _speakers()
+    noisy = np.random.default_rng(1).normal(0, 3, X.shape)
+    X2, y2, g2 = np.r_[X, X + noisy], np.r_[y, y], np.r_[g, g]
+    original = np.r_[np.ones(len(X), bool), np.zeros(len(X), bool)]
+    on_all = BalancedLinearDiscriminantAnalysis().fit(X2, y2, groups=g2).temperature_
+    on_originals = BalancedLinearDiscriminantAnalysis().fit(X2, y2, groups=g2, calibrate_on=original).temperature_
+    assert on_all > on_originals  # the noisy copies are less accurate, so they ask for a softer model
+    assert BalancedLinearDiscriminantAnalysis().fit(X2, y2, groups=g2, calibrate_on=~original | original).temperature_ == on_all
+    assert BalancedLinearDiscriminantAnalysis().fit(X2, y2, groups=g2, calibrate_on=np.zeros(len(y2), bool)).temperature_ == 1.0
+
+
+def test_too_few_rows_or_speakers_leave_the_lda_uncalibrated():
+    X, y, g = _speakers(n_speakers=1, per_class=2)
+    assert BalancedLinearDiscriminantAnalysis().fit(X, y).temperature_ == 1.0  # inner fits would have 1 row per class
+    assert BalancedLinearDiscriminantAnalysis().fit(X, y, groups=g).temperature_ == 1.0  # one speaker
+
+
+def test_a_binary_lda_is_calibrated_too():
+    X, y, g = _speakers(n_classes=2, per_class=15)
+    lda = BalancedLinearDiscriminantAnalysis().fit(X, y, groups=g)
+    plain = BalancedLinearDiscriminantAnalysis(calibration_cv=None).fit(X, y)
+    d = plain.decision_function(X)
+    np.testing.assert_allclose(lda.predict_proba(X)[:, 1], 1 / (1 + np.exp(-d / lda.temperature_)), atol=1e-10)
+
+
+class _Recorder(ClassifierMixin, BaseEstimator):
+    """Remembers the per-row fit parameters it was given."""
+
+    def fit(self, X, y, groups=None, calibrate_on=None):
+        self.groups_, self.calibrate_on_ = groups, calibrate_on
+        self.classes_ = np.unique(y)
+        return self
+
+    def predict_proba(self, X):
+        return np.full((len(X), self.classes_.size), 1 / self.classes_.size)
+
+
+def test_row_fit_params_reach_the_final_step_through_pipelines_and_groupings():
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    g = np.arange(6)
+    assert row_fit_params(_Recorder(), groups=g, calibrate_on=None) == {"groups": g}
+    pipe = Pipeline([("scaler", StandardScaler()), ("model", _Recorder())])
+    assert set(row_fit_params(pipe, groups=g, calibrate_on=g > 2)) == {"model__groups", "model__calibrate_on"}
+    assert set(row_fit_params(GroupedClassifier(pipe, group_of=(0, 0, 1)), groups=g)) == {"model__groups"}
+    assert row_fit_params(make_model("random_forest"), groups=g) == {}  # its fit takes no groups
+
+
+def test_cross_validation_hands_each_fold_its_own_speakers_and_original_rows():
+    from sklearn.pipeline import Pipeline
+
+    X = np.arange(40, dtype=float).reshape(20, 2)
+    y = np.tile([0, 1], 10)
+    groups = np.repeat(np.arange(5), 4)
+    originals = np.arange(20) % 4 != 3
+    train, test = np.flatnonzero(groups != 2), np.flatnonzero(groups == 2)
+    _, model = fit_predict_fold(Pipeline([("model", _Recorder())]), X, y, train, test, n_classes=2, fold=0,
+                                groups=groups, calibrate_on=originals)
+    np.testing.assert_array_equal(model[-1].groups_, groups[train])
+    np.testing.assert_array_equal(model[-1].calibrate_on_, originals[train])
+
+
+def test_trained_lda_bundles_carry_a_held_out_temperature(trained_models):
+    trainer = trained_models["trainer"]
+    lda = trainer.estimators_["lda"][-1]
+    assert lda.temperature_ != 1.0 and lda.calibration_cv == 5
