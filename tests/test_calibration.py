@@ -135,3 +135,6 @@ def test_trained_lda_bundles_carry_a_held_out_temperature(trained_models):
     trainer = trained_models["trainer"]
     lda = trainer.estimators_["lda"][-1]
     assert lda.temperature_ != 1.0 and lda.calibration_cv == 5
+    meta = trainer.bundle_metadata("lda")
+    assert meta["calibration"]["temperature"] == lda.temperature_ and "held-out speakers" in meta["calibration"]["method"]
+    assert trainer.bundle_metadata("logreg")["calibration"] is None

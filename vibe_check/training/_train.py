@@ -113,6 +113,16 @@ def _refit_job(name, estimator, X, y, groups, originals):
     return name, model, time.perf_counter() - t0
 
 
+def _calibration_note(classifier) -> dict | None:
+    """How a classifier's probabilities were calibrated (a temperature-scaled LDA), for the bundle metadata."""
+    temperature = getattr(classifier, "temperature_", None)
+    if temperature is None:
+        return None
+    return {"method": f"temperature scaling, fitted on held-out speakers ({classifier.calibration_cv} grouped inner "
+                      "folds of each training side, original clips)" if classifier.calibration_cv else "none",
+            "temperature": float(temperature)}
+
+
 class EmotionTrainer(BaseEstimator):
     """Cross-validate models speaker-independently, pick the best, refit on all data, save bundles.
 
@@ -390,6 +400,7 @@ class EmotionTrainer(BaseEstimator):
                 "folds": [{k: v for k, v in m.items() if k not in ("per_actor",)} for m in r.fold_metrics],
                 "fit_seconds": r.fit_seconds,
             },
+            "calibration": _calibration_note(final),
             "selection_rule": SELECTION_RULE,
             "is_best": name == self.best_model_,
             "ensemble_members": list(getattr(self, "ensemble_members_", [])) if name == "ensemble" else [],
