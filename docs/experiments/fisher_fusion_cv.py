@@ -1,0 +1,50 @@
+"""Research script behind docs/experiments.md, "Frame-level views": not part of the package.
+
+Step 2 of 2: 5 speaker folds as the trainer makes them; per fold a 64-component GMM on the training
+speakers' original frames, Fisher vectors for every row, the default (temperature-scaled) LDA on
+the v3 features and one on the Fisher vectors, and their fusion. About 45 minutes on 2 cores.
+
+    python docs/experiments/fisher_fusion_cv.py models/custom/manifest.parquet /tmp/frames.pkl
+"""
+import sys
+import pickle, time, numpy as np, pandas as pd
+from sklearn.mixture import GaussianMixture
+from sklearn.preprocessing import StandardScaler
+from sklearn.metrics import f1_score
+from vibe_check.training._cv import speaker_folds
+from vibe_check.training._models import make_model, row_fit_params
+from vibe_check.features import describe_features
+m = pd.read_parquet(sys.argv[1])
+X0 = m[describe_features().name.tolist()].to_numpy(float); y = pd.factorize(m.emotion, sort=True)[0]; g = m.actor.to_numpy()
+aug = m.augmentation.to_numpy(); orig = np.flatnonzero(aug == "none"); copies = np.flatnonzero(aug != "none")
+folds = speaker_folds(y[orig], g[orig], n_splits=5, random_state=0)
+folds = [(np.concatenate([orig[tr], copies[np.isin(g[copies], g[orig][tr])]]), orig[te]) for tr, te in folds]
+FR = pickle.load(open(sys.argv[2], "rb"))
+def fisher(gmm, F):
+    q = gmm.predict_proba(F); T = len(F)
+    sd = np.sqrt(gmm.covariances_)
+    z = (F[:, None, :] - gmm.means_[None]) / sd[None]          # T x K x D
+    w = gmm.weights_
+    a = np.einsum("tk,tkd->kd", q, z) / (T * np.sqrt(w)[:, None])
+    b = np.einsum("tk,tkd->kd", q, z**2 - 1) / (T * np.sqrt(2 * w)[:, None])
+    v = np.concatenate([a.ravel(), b.ravel()]); v = np.sign(v) * np.sqrt(np.abs(v))
+    return v / (np.linalg.norm(v) + 1e-12)
+res = {}
+for fi, (tr, te) in enumerate(folds):
+    t0 = time.time()
+    rng = np.random.default_rng(0)
+    tro = tr[aug[tr] == "none"]
+    Ftr = np.vstack([FR[i] for i in tro]).astype(np.float64); sc = StandardScaler().fit(Ftr)
+    sub = Ftr[rng.choice(len(Ftr), min(60000, len(Ftr)), replace=False)]
+    gmm = GaussianMixture(64, covariance_type="diag", random_state=0, max_iter=50, reg_covar=1e-4).fit(sc.transform(sub))
+    V = np.zeros((len(FR), 64 * 2 * Ftr.shape[1]))
+    for i in np.concatenate([tr, te]): V[i] = fisher(gmm, sc.transform(FR[i].astype(np.float64)))
+    t1 = time.time()
+    mb = make_model("lda"); mb.fit(X0[tr], y[tr], **row_fit_params(mb, groups=g[tr], calibrate_on=aug[tr] == "none"))
+    mf = make_model("lda"); mf.fit(V[tr], y[tr], **row_fit_params(mf, groups=g[tr], calibrate_on=aug[tr] == "none"))
+    lb, lf = np.log(mb.predict_proba(X0[te]) + 1e-12), np.log(mf.predict_proba(V[te]) + 1e-12)
+    print(fi, "T", round(mb[-1].temperature_, 2), round(mf[-1].temperature_, 2), f"fv {t1-t0:.0f}s lda {time.time()-t1:.0f}s", flush=True)
+    cands = {"base": lb, "fv": lf, "calibrated sum (equal)": lb + lf, "w1/3 raw-temp": (2/3) * lb * mb[-1].temperature_ + (1/3) * lf * mf[-1].temperature_,
+             "calibrated arithmetic": np.exp(lb) + np.exp(lf)}
+    for k, s in cands.items(): res.setdefault(k, []).append(f1_score(y[te], s.argmax(1), average="macro"))
+for k, v in res.items(): print(f"{k:25s} {np.mean(v):.3f} ± {np.std(v):.3f} {np.round(v, 3)}")
