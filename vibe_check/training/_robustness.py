@@ -154,7 +154,7 @@ def evaluate_robustness(trainer, manifest: pd.DataFrame, models: Sequence[str] |
     failed = dict.fromkeys(conditions, 0)
     for fold in tqdm(folds.folds, desc="robustness", unit="fold", disable=not progress):
         train, test = trainer.folds_[fold]
-        originals = train[np.isin(train, trainer._original_rows)]
+        originals = train[trainer._originals_train[train]]
         feats = _fold_features(extractor, paths, originals, test, conditions, n_jobs=n_jobs, cache_dir=cache_dir)
         usable = np.isfinite(feats).all(axis=2)  # (conditions, clips)
         for condition, ok in zip(conditions, usable):

@@ -312,9 +312,8 @@ class EmotionTrainer(BaseEstimator):
         self._X_train = X  # every row, augmented copies included: the folds index it
         self._y_train = y_enc
         self._groups_train = groups
-        self._originals_train = is_original
+        self._originals_train = is_original  # mask over _X_train's rows: the clips that are not augmented copies
         self._y_fit = y_fit  # what models are fitted on (emotion codes for sentiment-from-emotions)
-        self._original_rows = original
         self.fit_seconds_ = time.perf_counter() - started
         return self
 
@@ -415,7 +414,7 @@ class EmotionTrainer(BaseEstimator):
         """Arrays that go into every bundle: SHAP background rows, feature statistics, drift reference."""
         rng = np.random.default_rng(self.random_state)
         # SHAP background, "typical" values and the drift reference describe real (original) clips.
-        X, y = self._X_train[self._original_rows], self._y_train[self._original_rows]
+        X, y = self._X_train[self._originals_train], self._y_train[self._originals_train]
         # Stratified background sample: the same share of each class as in training.
         take = []
         for c in np.unique(y):
