@@ -12,10 +12,10 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from sklearn.base import clone
 from threadpoolctl import threadpool_limits
 
-from ..training._models import make_ensemble, row_fit_params
+from ..training._cv import fit_clone
+from ..training._models import make_ensemble
 
 __all__ = ["FoldModels"]
 
@@ -87,8 +87,8 @@ class FoldModels:
             else:
                 t0 = time.perf_counter()
                 with self.threads():
-                    est = clone(self.trainer.estimators_[name])
-                    est.fit(self.X[tr], self.y_fit[tr], **row_fit_params(est, groups=self.groups[tr], calibrate_on=self.originals[tr]))
+                    est = fit_clone(self.trainer.estimators_[name], self.X, self.y_fit, tr,
+                                    groups=self.groups, calibrate_on=self.originals)
             self.refit_seconds[name] = self.refit_seconds.get(name, 0.0) + time.perf_counter() - t0
             self._cache[key] = est
         return self._cache[key]

@@ -17,7 +17,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 from ..exceptions import LeakageError
 from ._models import row_fit_params
 
-__all__ = ["speaker_folds", "check_speaker_independent", "FoldResult", "fit_predict_fold"]
+__all__ = ["speaker_folds", "check_speaker_independent", "FoldResult", "fit_clone", "fit_predict_fold"]
 
 
 def speaker_folds(
@@ -65,18 +65,28 @@ class FoldResult:
     test_actors: list[int] = field(default_factory=list)
 
 
+def fit_clone(estimator, X: np.ndarray, y: np.ndarray, rows: np.ndarray | None = None, *,
+              groups: np.ndarray | None = None, calibrate_on: np.ndarray | None = None):
+    """A clone of ``estimator`` fitted on ``X[rows]``, ``y[rows]`` (every row when ``rows`` is None).
+
+    ``groups`` (speakers) and ``calibrate_on`` (rows to calibrate on), one value per row of ``X``,
+    are cut to the same rows and reach the models whose ``fit`` takes them (see
+    :func:`~vibe_check.training._models.row_fit_params`).
+    """
+    rows = slice(None) if rows is None else rows
+    per_row = {"groups": groups, "calibrate_on": calibrate_on}
+    model = clone(estimator)
+    return model.fit(X[rows], y[rows], **row_fit_params(model, **{k: None if v is None else np.asarray(v)[rows]
+                                                                  for k, v in per_row.items()}))
+
+
 def fit_predict_fold(estimator, X: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, *, n_classes: int,
                      fold: int, groups: np.ndarray | None = None,
                      calibrate_on: np.ndarray | None = None) -> tuple[FoldResult, object]:
-    """Fit a clone on ``train``, predict probabilities on ``test``; columns follow ``range(n_classes)``.
-
-    ``groups`` (speakers) and ``calibrate_on`` (rows to calibrate on), one value per row of ``X``,
-    reach the models whose ``fit`` takes them (see :func:`~vibe_check.training._models.row_fit_params`).
-    """
-    model = clone(estimator)
+    """Fit a clone on ``train`` (see :func:`fit_clone`), predict probabilities on ``test``; columns
+    follow ``range(n_classes)``."""
     t0 = time.perf_counter()
-    rows = {"groups": groups, "calibrate_on": calibrate_on}
-    model.fit(X[train], y[train], **row_fit_params(model, **{k: None if v is None else np.asarray(v)[train] for k, v in rows.items()}))
+    model = fit_clone(estimator, X, y, train, groups=groups, calibrate_on=calibrate_on)
     t1 = time.perf_counter()
     raw = model.predict_proba(X[test])
     t2 = time.perf_counter()

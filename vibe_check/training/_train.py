@@ -14,17 +14,17 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
-from sklearn.base import BaseEstimator, clone
+from sklearn.base import BaseEstimator
 from sklearn.preprocessing import LabelEncoder
 from tqdm.auto import tqdm
 
 from ..data import EMOTIONS, ORIGINAL, SENTIMENT_OF_EMOTION
 from ..features import FeatureConfig, feature_columns
 from ..models._bundle import library_versions, save_bundle
-from ._cv import FoldResult, check_speaker_independent, fit_predict_fold, speaker_folds
+from ._cv import FoldResult, check_speaker_independent, fit_clone, fit_predict_fold, speaker_folds
 from ._metrics import classification_metrics, summarize_folds
 from ._models import (BASE_MODELS, ENSEMBLE_CANDIDATES, MODEL_NAMES, GroupedClassifier, final_classifier,
-                      make_ensemble, make_model, model_label, row_fit_params, soft_vote)
+                      make_ensemble, make_model, model_label, soft_vote)
 
 __all__ = ["EmotionTrainer", "COST_ORDER", "DEFAULT_AUGMENTATIONS", "TASKS", "labels_for_task", "SELECTION_RULE", "drift_reference"]
 
@@ -108,8 +108,7 @@ def _fit_job(name, estimator, X, y, train, test, n_classes, fold, groups, origin
 
 def _refit_job(name, estimator, X, y, groups, originals):
     t0 = time.perf_counter()
-    model = clone(estimator)
-    model.fit(X, y, **row_fit_params(model, groups=groups, calibrate_on=originals))
+    model = fit_clone(estimator, X, y, groups=groups, calibrate_on=originals)
     return name, model, time.perf_counter() - t0
 
 
