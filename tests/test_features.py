@@ -26,11 +26,13 @@ from vibe_check.features import (
     FeatureConfig,
     FeatureExtractor,
     _config,
+    _covariation,
     _prosody,
     _spectral,
     cepstral_features,
     chroma_features,
     contrast_features,
+    covariation_features,
     describe_features,
     energy_features,
     mel_features,
@@ -59,6 +61,7 @@ GROUP_FUNCTIONS = {
     "cepstral": (_spectral, "cepstral_features"),
     "mel": (_spectral, "mel_features"),
     "chroma": (_spectral, "chroma_features"),
+    "covariation": (_covariation, "covariation_features"),
 }
 
 
@@ -145,7 +148,7 @@ SUBSETS = [
 ]
 
 
-@pytest.mark.parametrize("groups", SUBSETS, ids=["+".join(s) if len(s) < 9 else "all" for s in SUBSETS])
+@pytest.mark.parametrize("groups", SUBSETS, ids=["+".join(s) if len(s) < len(FEATURE_GROUPS) else "all" for s in SUBSETS])
 def test_extractor_computes_exactly_the_described_names(groups, utterance, full_vector, group_outputs):
     cfg = FeatureConfig(groups=groups)
     fx = FeatureExtractor(cfg)
@@ -190,6 +193,7 @@ def test_group_functions_standalone_match_descriptions(utterance):
         "cepstral": cepstral_features(y, SR, voiced=voiced),
         "mel": mel_features(y, SR),
         "chroma": chroma_features(y, SR),
+        "covariation": covariation_features(_spectral.log_mel(S), f0, voiced, level),
     }
     for group, out in outputs.items():
         assert list(out) == names_of_group(table, group), group
@@ -235,6 +239,46 @@ def test_real_clips_are_finite_and_plausible(ravdess_dir, extractor):
     male = table[table.index.str.endswith("-01.flac")].f0_mean.median()
     female = table[table.index.str.endswith("-02.flac")].f0_mean.median()
     assert female > 1.3 * male
+    # Voiced frames are the loud ones in real speech.
+    assert (table.corr_voicing_vs_level > 0.2).all()
+
+
+# -- covariation -----------------------------------------------------------------------------------
+def _ramp_inputs(n=60, seed=0):
+    """Frames where pitch and level rise together and the mel spectrum is noise."""
+    rng = np.random.default_rng(seed)
+    t = np.linspace(0.0, 1.0, n)
+    f0 = 150.0 * 2.0 ** (t * 6 / 12)  # rises half an octave
+    return rng.normal(size=(40, n)), f0, np.ones(n, bool), -30.0 + 10.0 * t
+
+
+def test_covariation_reads_known_correlations():
+    mel_db, f0, voiced, level = _ramp_inputs()
+    out = covariation_features(mel_db, f0, voiced, level)
+    assert out["corr_f0_vs_level"] == pytest.approx(1.0, abs=1e-9)
+    assert covariation_features(mel_db, f0, voiced, -level)["corr_f0_vs_level"] == pytest.approx(-1.0, abs=1e-9)
+    # Voicing does not vary (every frame voiced): it correlates 0 with everything, not NaN.
+    assert all(v == 0.0 for k, v in out.items() if "voicing" in k)
+    values = np.array(list(out.values()))
+    assert np.isfinite(values).all() and (np.abs(values) <= 1.0).all()
+    # Correlations ignore scale and offset: a gain on the level changes nothing.
+    assert covariation_features(mel_db, f0, voiced, level + 17.0) == pytest.approx(out, abs=1e-12)
+    n = 2 * 20 + 3
+    assert len(out) == n * (n - 1) // 2
+
+
+def test_covariation_uses_speech_frames_only_and_degrades_to_zero():
+    mel_db, f0, voiced, level = _ramp_inputs()
+    active = np.ones(level.size, bool)
+    active[:10] = False
+    wild = level.copy()
+    wild[:10] = np.random.default_rng(1).normal(0, 100, 10)  # pauses: would ruin the correlation
+    assert covariation_features(mel_db, f0, voiced, wild, active=active)["corr_f0_vs_level"] == pytest.approx(1.0, abs=1e-9)
+    assert covariation_features(mel_db, f0, voiced, wild)["corr_f0_vs_level"] < 0.9
+    short = covariation_features(mel_db[:, :4], f0[:4], voiced[:4], level[:4])
+    assert set(short.values()) == {0.0}, "4 frames say nothing about how descriptors co-vary"
+    assert list(covariation_features(mel_db, f0, voiced, level, n_mfcc=5)) == names_of_group(
+        describe_features(FeatureConfig(n_mfcc=5)), "covariation")
 
 
 # -- invariances -----------------------------------------------------------------------------------

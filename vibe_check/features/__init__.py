@@ -1,6 +1,7 @@
-"""Named acoustic features: prosody, voice quality, energy, timing, spectral, cepstral, mel, chroma."""
+"""Named acoustic features: prosody, voice quality, energy, timing, spectral, cepstral, mel, chroma, covariation."""
 
 from ._config import FEATURE_GROUPS, FEATURE_SET_VERSION, FeatureConfig
+from ._covariation import covariation_features, frame_descriptors
 from ._extractor import FeatureExtractor, SignalInfo, describe_features
 from ._functionals import FUNCTIONALS, summarize
 from ._manifest import METADATA_COLUMNS, build_manifest, feature_columns, file_sha256, load_manifest, manifest_errors, write_manifest
@@ -32,6 +33,8 @@ __all__ = [
     "cepstral_features",
     "chroma_features",
     "contrast_features",
+    "covariation_features",
+    "frame_descriptors",
     "describe_features",
     "energy_features",
     "mel_features",

@@ -23,6 +23,7 @@ FEATURE_GROUPS: dict[str, str] = {
     "cepstral": "MFCCs and their deltas, over all frames and over voiced/unvoiced frames",
     "mel": "log energies of mel bands",
     "chroma": "energy of the 12 pitch classes",
+    "covariation": "correlations over speech frames between MFCCs, their deltas, pitch, voicing and level",
 }
 
 

@@ -12,7 +12,7 @@ import pandas as pd
 
 from ..audio import DEFAULT_MAX_DURATION, load_audio, prepare_signal, trim_silence
 from ..exceptions import VibeCheckError
-from . import _prosody, _spectral
+from . import _covariation, _prosody, _spectral
 from ._config import FeatureConfig
 
 __all__ = ["FeatureExtractor", "SignalInfo", "describe_features"]
@@ -54,6 +54,7 @@ def describe_features(config: FeatureConfig | None = None) -> pd.DataFrame:
         "cepstral": _spectral.describe_cepstral(cfg.n_mfcc),
         "mel": _spectral.describe_mel(cfg.sample_rate, cfg.n_mels),
         "chroma": _spectral.describe_chroma(),
+        "covariation": _covariation.describe_covariation(cfg.n_mfcc),
     }
     rows = [
         {"name": name, "group": group, "description": desc}
@@ -174,12 +175,12 @@ class FeatureExtractor:
         features: dict[str, float] = {}
         groups = set(cfg.groups)
         f0 = strength = voiced = None
-        if groups & {"prosody", "voice_quality", "timing", "cepstral"}:
+        if groups & {"prosody", "voice_quality", "timing", "cepstral", "covariation"}:
             f0, strength, voiced = _prosody.pitch_track(
                 speech, sr, fmin=cfg.fmin_f0, fmax=cfg.fmax_f0, hop_length=hop, active=active
             )
         mel_db = None
-        if groups & {"cepstral", "mel"}:
+        if groups & {"cepstral", "mel", "covariation"}:
             mel_db = _spectral.log_mel(S, sr=sr, n_fft=n_fft, n_mels=cfg.n_mels)
         common = dict(sr=sr, S=S, n_fft=n_fft, hop_length=hop, win_length=cfg.win_length)
         for group in cfg.groups:
@@ -201,6 +202,8 @@ class FeatureExtractor:
                 features.update(_spectral.mel_features(**common, n_mels=cfg.n_mels, mel_db=mel_db, active=active))
             elif group == "chroma":
                 features.update(_spectral.chroma_features(**common, active=active))
+            elif group == "covariation":
+                features.update(_covariation.covariation_features(mel_db, f0, voiced, level, n_mfcc=cfg.n_mfcc, active=active))
         vector = np.array([features[name] for name in self.feature_names], dtype=np.float64)
         # Degenerate inputs (a pure tone, clipped noise) can give inf/NaN statistics; never ship them.
         np.nan_to_num(vector, copy=False, nan=0.0, posinf=0.0, neginf=0.0)

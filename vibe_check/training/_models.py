@@ -72,7 +72,7 @@ def make_model(name: str, *, random_state: int = 0, n_jobs: int = 1) -> Pipeline
             n_jobs=n_jobs, random_state=random_state,
         )
     elif name == "hist_gb":
-        # Small trees, feature subsampling and coarse bins keep 8-class boosting on ~570 features
+        # Small trees, feature subsampling and coarse bins keep 8-class boosting on ~1,500 features
         # within seconds; shap's TreeExplainer supports this model for multiclass. No class
         # weights: with weights, scikit-learn >= 1.7 bins every feature by weighted percentiles,
         # which measured 5x slower (25 s against 5 s per fit on 960 clips) for a macro-F1 within
@@ -85,7 +85,7 @@ def make_model(name: str, *, random_state: int = 0, n_jobs: int = 1) -> Pipeline
             l2_regularization=1.0, early_stopping=False, random_state=random_state,
         )
     elif name == "lda":
-        # Ledoit-Wolf shrinkage keeps the class covariance estimable with ~570 features and a
+        # Ledoit-Wolf shrinkage keeps the class covariance estimable with ~1,500 features and a
         # few hundred clips per fold; measured 0.595 macro-F1 against 0.560 for logreg on RAVDESS.
         clf = BalancedLinearDiscriminantAnalysis()
     elif name == "gradient_boosting":
@@ -107,7 +107,7 @@ class BalancedLinearDiscriminantAnalysis(LinearDiscriminantAnalysis):
     weights. On RAVDESS (5 speaker folds, default augmentation) they took LDA from 0.601 to 0.609
     macro-F1 and neutral's F1 from 0.41 to 0.50.
 
-    **Calibration.** LDA's posteriors assume one shared Gaussian covariance; with ~570 features
+    **Calibration.** LDA's posteriors assume one shared Gaussian covariance; with ~1,500 features
     they are far too sure of themselves (expected calibration error 0.18 on unseen RAVDESS
     speakers). ``fit`` therefore estimates a temperature ``T`` from held-out logits, from
     ``calibration_cv`` inner folds of the training rows (grouped by ``groups``, the speakers,
