@@ -263,7 +263,7 @@ def test_covariation_reads_known_correlations():
     assert np.isfinite(values).all() and (np.abs(values) <= 1.0).all()
     # Correlations ignore scale and offset: a gain on the level changes nothing.
     assert covariation_features(mel_db, f0, voiced, level + 17.0) == pytest.approx(out, abs=1e-12)
-    n = 2 * 20 + 3
+    n = 2 * 10 + 3  # MFCC 1-10, their deltas, pitch, voicing, level
     assert len(out) == n * (n - 1) // 2
 
 
@@ -278,7 +278,7 @@ def test_covariation_uses_speech_frames_only_and_degrades_to_zero():
     short = covariation_features(mel_db[:, :4], f0[:4], voiced[:4], level[:4])
     assert set(short.values()) == {0.0}, "4 frames say nothing about how descriptors co-vary"
     assert list(covariation_features(mel_db, f0, voiced, level, n_mfcc=5)) == names_of_group(
-        describe_features(FeatureConfig(n_mfcc=5)), "covariation")
+        describe_features(FeatureConfig(covariation_mfcc=5)), "covariation")
 
 
 # -- invariances -----------------------------------------------------------------------------------
@@ -430,6 +430,8 @@ def test_config_rejects_bad_values():
         FeatureConfig(win_length=1024)
     with pytest.raises(ValueError, match="fmin_f0"):
         FeatureConfig(fmin_f0=700.0)
+    with pytest.raises(ValueError, match="covariation_mfcc"):
+        FeatureConfig(n_mfcc=13, covariation_mfcc=20)
     with pytest.raises(dataclasses.FrozenInstanceError):
         FeatureConfig().n_fft = 1024  # type: ignore[misc]
 

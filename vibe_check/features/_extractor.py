@@ -54,7 +54,7 @@ def describe_features(config: FeatureConfig | None = None) -> pd.DataFrame:
         "cepstral": _spectral.describe_cepstral(cfg.n_mfcc),
         "mel": _spectral.describe_mel(cfg.sample_rate, cfg.n_mels),
         "chroma": _spectral.describe_chroma(),
-        "covariation": _covariation.describe_covariation(cfg.n_mfcc),
+        "covariation": _covariation.describe_covariation(cfg.covariation_mfcc),
     }
     rows = [
         {"name": name, "group": group, "description": desc}
@@ -203,7 +203,7 @@ class FeatureExtractor:
             elif group == "chroma":
                 features.update(_spectral.chroma_features(**common, active=active))
             elif group == "covariation":
-                features.update(_covariation.covariation_features(mel_db, f0, voiced, level, n_mfcc=cfg.n_mfcc, active=active))
+                features.update(_covariation.covariation_features(mel_db, f0, voiced, level, n_mfcc=cfg.covariation_mfcc, active=active))
         vector = np.array([features[name] for name in self.feature_names], dtype=np.float64)
         # Degenerate inputs (a pure tone, clipped noise) can give inf/NaN statistics; never ship them.
         np.nan_to_num(vector, copy=False, nan=0.0, posinf=0.0, neginf=0.0)

@@ -10,6 +10,7 @@ import inspect
 from typing import Sequence
 
 import numpy as np
+import scipy.linalg
 from scipy.optimize import minimize_scalar
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
@@ -177,6 +178,22 @@ class BalancedLinearDiscriminantAnalysis(LinearDiscriminantAnalysis):
         self.intercept_ = self.intercept_ / self.temperature_
         return self
 
+    def _solve_lstsq(self, X, y, shrinkage, covariance_estimator):
+        # scikit-learn's Ledoit-Wolf path forms X'X twice per class, plus (X**2)'(X**2) of which it
+        # only needs the sum, then solves by SVD: 3.6 s per fit on 7,680 rows x 1,471 features.
+        # The same estimate from one X'X per class and a Cholesky solve takes about a third of that
+        # (``_ledoit_wolf_covariance``; a test holds it to scikit-learn's numbers).
+        if not (isinstance(shrinkage, str) and shrinkage == "auto" and covariance_estimator is None):
+            return super()._solve_lstsq(X, y, shrinkage, covariance_estimator)
+        classes, codes = np.unique(y, return_inverse=True)
+        self.means_ = np.vstack([X[codes == k].mean(axis=0) for k in range(classes.size)])
+        self.covariance_ = sum(p * _ledoit_wolf_covariance(X[codes == k]) for k, p in enumerate(self.priors_))
+        try:
+            self.coef_ = scipy.linalg.cho_solve(scipy.linalg.cho_factor(self.covariance_), self.means_.T).T
+        except np.linalg.LinAlgError:  # not positive definite (no shrinkage and too few rows): least squares
+            self.coef_ = scipy.linalg.lstsq(self.covariance_, self.means_.T)[0].T
+        self.intercept_ = -0.5 * np.einsum("kd,kd->k", self.means_, self.coef_) + np.log(self.priors_)
+
     def _held_out_temperature(self, X, y, groups, calibrate_on) -> float:
         X, y = np.asarray(X), np.asarray(y)
         scored = np.ones(y.size, bool) if calibrate_on is None else np.asarray(calibrate_on, dtype=bool)
@@ -200,6 +217,32 @@ class BalancedLinearDiscriminantAnalysis(LinearDiscriminantAnalysis):
         if sum(t.size for t in truth) == 0:
             return 1.0
         return fit_temperature(np.vstack(logits), np.concatenate(truth))
+
+
+def _ledoit_wolf_covariance(X: np.ndarray) -> np.ndarray:
+    """``sklearn.discriminant_analysis._cov(X, "auto")``: standardise, Ledoit-Wolf, scale back.
+
+    Ledoit-Wolf's ``beta`` needs only the sum of ``(X**2)'(X**2)``, which is the sum over rows of
+    each row's squared norm squared, so one ``X'X`` is the only O(n d^2) step.
+    """
+    n, d = X.shape
+    if n < 2 or d < 2:
+        from sklearn.discriminant_analysis import _cov  # degenerate shapes: scikit-learn's own rules
+
+        return np.atleast_2d(_cov(X, "auto"))
+    scale = StandardScaler().fit(X).scale_  # its rule for constant features (scale 1)
+    Z = (X - X.mean(axis=0)) / scale
+    S = Z.T @ Z / n
+    trace = float(np.trace(S))
+    mu = trace / d
+    delta_sum = float((S**2).sum())
+    beta_sum = float(((Z**2).sum(axis=1) ** 2).sum())
+    beta = (beta_sum / n - delta_sum) / (d * n)
+    delta = (delta_sum - 2.0 * mu * trace + d * mu**2) / d
+    shrinkage = 0.0 if beta <= 0 else min(beta, delta) / delta
+    shrunk = (1.0 - shrinkage) * S
+    shrunk.flat[:: d + 1] += shrinkage * mu
+    return scale[:, None] * shrunk * scale[None, :]
 
 
 def _class_logits(decision: np.ndarray) -> np.ndarray:
