@@ -138,3 +138,31 @@ def test_trained_lda_bundles_carry_a_held_out_temperature(trained_models):
     meta = trainer.bundle_metadata("lda")
     assert meta["calibration"]["temperature"] == lda.temperature_ and "held-out speakers" in meta["calibration"]["method"]
     assert trainer.bundle_metadata("logreg")["calibration"] is None
+
+
+@pytest.mark.parametrize("n, d", [(300, 40), (90, 250), (2000, 12)], ids=["n>d", "n<d", "few-features"])
+def test_fast_ledoit_wolf_solve_matches_scikit_learn(n, d):
+    """The LDA's own Ledoit-Wolf + Cholesky path gives scikit-learn's numbers, constant columns too."""
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
+    rng = np.random.default_rng(n + d)
+    X = rng.normal(size=(n, d)) * rng.uniform(0.1, 10.0, d)
+    X[:, 2] = 3.0  # constant: scikit-learn's scaler keeps its scale at 1
+    y = rng.integers(0, 4, n)
+    X[y == 1, :5] += 1.0
+    X[y == 3, 5:9] -= 0.5
+    ours = BalancedLinearDiscriminantAnalysis(calibration_cv=None).fit(X, y)
+    ref = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto", priors=np.full(4, 0.25)).fit(X, y)
+    np.testing.assert_allclose(ours.covariance_, ref.covariance_, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(ours.coef_, ref.coef_, rtol=1e-7, atol=1e-9 * np.abs(ref.coef_).max())
+    np.testing.assert_allclose(ours.intercept_, ref.intercept_, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X), atol=1e-9)
+
+
+def test_fixed_shrinkage_keeps_scikit_learns_solver():
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
+    X, y, _ = _speakers(n_speakers=3, n_features=30)
+    ours = BalancedLinearDiscriminantAnalysis(shrinkage=0.3, calibration_cv=None).fit(X, y)
+    ref = LinearDiscriminantAnalysis(solver="lsqr", shrinkage=0.3, priors=np.full(6, 1 / 6)).fit(X, y)
+    np.testing.assert_allclose(ours.coef_, ref.coef_, rtol=1e-10)
