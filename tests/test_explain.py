@@ -238,6 +238,16 @@ def test_words():
     assert feature_unit("rms_db_slope", "frame RMS level in dB relative to the clip's level; slope (per second)") == "dB/s"
     assert feature_unit("rms_db_skew", "frame RMS level in dB relative to the clip's level; skewness") == ""
     assert feature_unit("spectral_centroid_slope", "spectral centroid (Hz): brightness; slope") == "Hz/s"
+    # Every covariation feature reads as a unitless correlation of two named descriptors.
+    from vibe_check.features import describe_features
+
+    table = describe_features()
+    for name, desc in zip(table.name, table.description):
+        if name.startswith("corr_"):
+            assert plain_label(name).startswith("correlation of ") and "_" not in plain_label(name), name
+            assert feature_unit(name, desc) == "", name
+    assert plain_label("corr_mfcc_04_delta_vs_f0") == "correlation of MFCC 4 change with pitch"
+    assert plain_label("corr_voicing_vs_level") == "correlation of voicing with loudness"
     assert (sentence("f0_std", value=48.1, median=21.0, q25=15, q75=30, unit="Hz", target="angry", towards=True)
             == "pitch variability high (f0_std = 48.1 Hz, typical 21.0) -> towards angry")
     assert sentence("hnr_mean", value=3.0, median=9.0, q25=8, q75=12, unit="dB", target="sad", towards=False).startswith(

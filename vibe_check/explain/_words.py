@@ -42,8 +42,16 @@ _DYNAMIC = [  # numbered families: (pattern, label template)
 ]
 
 
+_CORRELATION = re.compile(r"^corr_(.+)_vs_(.+)$")  # the covariation group: corr_<a>_vs_<b>
+_FRAME_DESCRIPTORS = {"voicing": "voicing", "level": "loudness"}
+
+
 def _split(name: str) -> tuple[str, str]:
     """(base label, statistic) of a feature name."""
+    m = _CORRELATION.match(name)
+    if m:
+        a, b = (_FRAME_DESCRIPTORS.get(part) or _split(part)[0] for part in m.groups())
+        return f"correlation of {a} with {b}", ""
     for pattern, template in _DYNAMIC:
         m = pattern.match(name)
         if m:
@@ -63,6 +71,8 @@ def plain_label(name: str) -> str:
     --------
     >>> plain_label("f0_std"), plain_label("rms_db_p90"), plain_label("mfcc_03_delta_std")
     ('pitch variability', 'loudness, 90th percentile', 'MFCC 3 change variability')
+    >>> plain_label("corr_mfcc_04_delta_vs_f0")
+    'correlation of MFCC 4 change with pitch'
     """
     base, stat = _split(name)
     template = _STAT_TEMPLATES.get(stat)
@@ -78,7 +88,11 @@ def feature_unit(name: str, description: str) -> str:
     'Hz'
     >>> feature_unit("f0_semitone_skew", "F0 in semitones above 27.5 Hz; skewness over frames")
     ''
+    >>> feature_unit("corr_mfcc_03_delta_vs_f0", "correlation over speech frames between ... and F0 (semitones ...)")
+    ''
     """
+    if _CORRELATION.match(name):  # a correlation has no unit, whatever its descriptors are measured in
+        return ""
     stat = _split(name)[1]
     if stat in _UNITLESS_STATS:
         return ""
