@@ -41,7 +41,7 @@ the integral is evaluated by Gauss-Legendre quadrature, error below 1e-9). This 
 "integrated gradients" rule applied to the link function only: each feature keeps its share of
 the logit movement, and its effect on every class's probability, including the classes it
 pushes *down* through the softmax, follows from the Jacobian. It is an approximation of the
-members' true probability-space SHAP values (which would need model-agnostic sampling over 1,471
+members' true probability-space SHAP values (which would need model-agnostic sampling over 821
 features), but it is additive and its base value ``softmax(z0)`` is stated. Every feature's
 probability contributions sum to zero over the classes, as probabilities must.
 """
@@ -105,7 +105,7 @@ class ShapResult:
     --------
     >>> res = shap_values(pipeline, X[:50], feature_names=names, classes=classes)  # doctest: +SKIP
     >>> res.values.shape  # doctest: +SKIP
-    (50, 1471, 8)
+    (50, 821, 8)
     >>> res.mean_abs().head()  # doctest: +SKIP
     """
 
@@ -326,7 +326,7 @@ class PipelineShap:
     >>> ps = PipelineShap(pipeline, n_classes=8, background=extra["background"])  # doctest: +SKIP
     >>> values, base = ps(X[:10])  # doctest: +SKIP
     >>> values.shape, ps.space  # doctest: +SKIP
-    ((10, 1471, 8), 'log-odds')
+    ((10, 821, 8), 'log-odds')
     """
 
     def __init__(self, estimator, *, n_classes: int, background: np.ndarray | None = None, output: str = "native"):

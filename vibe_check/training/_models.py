@@ -73,7 +73,7 @@ def make_model(name: str, *, random_state: int = 0, n_jobs: int = 1) -> Pipeline
             n_jobs=n_jobs, random_state=random_state,
         )
     elif name == "hist_gb":
-        # Small trees, feature subsampling and coarse bins keep 8-class boosting on ~1,500 features
+        # Small trees, feature subsampling and coarse bins keep 8-class boosting on ~800 features
         # within seconds; shap's TreeExplainer supports this model for multiclass. No class
         # weights: with weights, scikit-learn >= 1.7 bins every feature by weighted percentiles,
         # which measured 5x slower (25 s against 5 s per fit on 960 clips) for a macro-F1 within
@@ -86,7 +86,7 @@ def make_model(name: str, *, random_state: int = 0, n_jobs: int = 1) -> Pipeline
             l2_regularization=1.0, early_stopping=False, random_state=random_state,
         )
     elif name == "lda":
-        # Ledoit-Wolf shrinkage keeps the class covariance estimable with ~1,500 features and a
+        # Ledoit-Wolf shrinkage keeps the class covariance estimable with ~800 features and a
         # few hundred clips per fold; measured 0.595 macro-F1 against 0.560 for logreg on RAVDESS.
         clf = BalancedLinearDiscriminantAnalysis()
     elif name == "gradient_boosting":
@@ -108,7 +108,7 @@ class BalancedLinearDiscriminantAnalysis(LinearDiscriminantAnalysis):
     weights. On RAVDESS (5 speaker folds, default augmentation) they took LDA from 0.601 to 0.609
     macro-F1 and neutral's F1 from 0.41 to 0.50.
 
-    **Calibration.** LDA's posteriors assume one shared Gaussian covariance; with ~1,500 features
+    **Calibration.** LDA's posteriors assume one shared Gaussian covariance; with ~800 features
     they are far too sure of themselves (expected calibration error 0.18 on unseen RAVDESS
     speakers). ``fit`` therefore estimates a temperature ``T`` from held-out logits, from
     ``calibration_cv`` inner folds of the training rows (grouped by ``groups``, the speakers,
@@ -182,7 +182,8 @@ class BalancedLinearDiscriminantAnalysis(LinearDiscriminantAnalysis):
         # scikit-learn's Ledoit-Wolf path forms X'X twice per class, plus (X**2)'(X**2) of which it
         # only needs the sum, then solves by SVD: 3.6 s per fit on 7,680 rows x 1,471 features.
         # The same estimate from one X'X per class and a Cholesky solve takes about a third of that
-        # (``_ledoit_wolf_covariance``; a test holds it to scikit-learn's numbers).
+        # (``_ledoit_wolf_covariance``; a test holds it to scikit-learn's numbers). Should scikit-learn
+        # rename this private hook, its own solve runs again: slower, same numbers.
         if not (isinstance(shrinkage, str) and shrinkage == "auto" and covariance_estimator is None):
             return super()._solve_lstsq(X, y, shrinkage, covariance_estimator)
         classes, codes = np.unique(y, return_inverse=True)
