@@ -56,7 +56,20 @@ def frame_descriptors(
 
     Rows: MFCC 1..``n_mfcc`` (no c0), their deltas, F0 in semitones relative to the clip's voiced
     median (0 on unvoiced frames), voicing (0/1), and the frame level in dB. Only active frames are
-    kept when more than :data:`MIN_FRAMES` of them are.
+    kept when at least :data:`MIN_FRAMES` of them are.
+
+    Parameters
+    ----------
+    mel_db : ndarray, shape (n_mels, n_frames)
+        Log mel spectrogram (dB), as the extractor computes it once for the cepstral and mel groups.
+    f0, voiced : ndarray, shape (n_frames,)
+        Pitch (Hz) and voiced decision per frame, from :func:`~vibe_check.features.pitch_track`.
+    level : ndarray, shape (n_frames,)
+        Frame level in dB (any offset: correlations ignore it).
+    n_mfcc : int
+        MFCCs from c1 (``FeatureConfig.covariation_mfcc``).
+    active : ndarray of bool, optional
+        Speech frames; pauses are left out.
 
     Examples
     --------
