@@ -24,6 +24,7 @@ _BASES: list[tuple[str, str]] = [
     ("spectral_flux", "spectral change"), ("spectral_slope_0_500", "spectral slope 0-500 Hz"),
     ("spectral_slope_500_1500", "spectral slope 0.5-1.5 kHz"), ("alpha_ratio", "low-to-high energy ratio"),
     ("hammarberg_index", "spectral tilt"), ("zcr", "zero-crossing rate"),
+    ("level", "loudness"),  # the frame level, a descriptor of the covariation group
 ]
 _STAT_TEMPLATES = {
     "mean": "average {}", "std": "{} variability", "p10": "{}, 10th percentile", "p50": "median {}",
@@ -43,14 +44,13 @@ _DYNAMIC = [  # numbered families: (pattern, label template)
 
 
 _CORRELATION = re.compile(r"^corr_(.+)_vs_(.+)$")  # the covariation group: corr_<a>_vs_<b>
-_FRAME_DESCRIPTORS = {"voicing": "voicing", "level": "loudness"}
 
 
 def _split(name: str) -> tuple[str, str]:
     """(base label, statistic) of a feature name."""
     m = _CORRELATION.match(name)
     if m:
-        a, b = (_FRAME_DESCRIPTORS.get(part) or _split(part)[0] for part in m.groups())
+        a, b = (_split(part)[0] for part in m.groups())
         return f"correlation of {a} with {b}", ""
     for pattern, template in _DYNAMIC:
         m = pattern.match(name)

@@ -26,17 +26,17 @@ DELTA_WIDTH = 5
 MIN_FRAMES = 6
 
 
-def _descriptor_names(n_mfcc: int) -> list[str]:
-    mfcc = [f"mfcc_{i:02d}" for i in range(1, n_mfcc + 1)]
-    return [*mfcc, *(f"{n}_delta" for n in mfcc), "f0", "voicing", "level"]
-
-
 def _descriptor_descriptions(n_mfcc: int) -> dict[str, str]:
+    """Name -> description of every frame descriptor, in the row order of :func:`frame_descriptors`."""
     out = {f"mfcc_{i:02d}": f"MFCC {i}" for i in range(1, n_mfcc + 1)}
     out.update({f"mfcc_{i:02d}_delta": f"the delta of MFCC {i}" for i in range(1, n_mfcc + 1)})
     out.update({"f0": "F0 (semitones from the clip's median; 0 when unvoiced)", "voicing": "voicing (1 voiced, 0 not)",
                 "level": "frame level (dB)"})
     return out
+
+
+def _descriptor_names(n_mfcc: int) -> list[str]:
+    return list(_descriptor_descriptions(n_mfcc))
 
 
 def _pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
