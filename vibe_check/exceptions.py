@@ -26,6 +26,7 @@ __all__ = [
     "IncompatibleBundleError",
     "UntrustedBundleError",
     "LeakageError",
+    "SpeakerReferenceError",
 ]
 
 
@@ -98,6 +99,11 @@ class IncompatibleBundleError(BundleError):
 
 class UntrustedBundleError(BundleError):
     """A ``.skops`` bundle holds types outside the package's allow-list."""
+
+
+class SpeakerReferenceError(VibeCheckError, ValueError):
+    """A speaker-normalised model has no (or too few usable) reference clips of the speaker, or
+    reference clips were given to a model that does not use them."""
 
 
 # -- training -----------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from ..exceptions import VibeCheckError
 
@@ -16,6 +17,9 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE", help="audio files (WAV, FLAC, OGG, MP3...)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per file instead of a table")
     parser.add_argument("--n-jobs", type=int, default=1, help="parallel feature extraction workers (default: %(default)s)")
+    parser.add_argument("--speaker-reference", nargs="+", metavar="REF",
+                        help="for a speaker-normalised bundle (*_speaker_model.pkl): recordings of the same speaker, "
+                             "a typical mix of their speech (at least 4), that the files are classified relative to")
 
 
 def _top(result: dict, k: int = 3) -> str:
@@ -52,6 +56,16 @@ def run_predict(args: argparse.Namespace) -> int:
     except VibeCheckError as exc:
         print(f"error: cannot load {args.model}: {exc}", file=sys.stderr)
         return 1
+    if model.speaker_normalized and not args.speaker_reference:
+        print(f"error: {Path(args.model).name} is speaker-normalised: it classifies clips relative to their speaker's "
+              "average, so give --speaker-reference with a few recordings (at least 4) of the same speaker", file=sys.stderr)
+        return 1
+    if args.speaker_reference:
+        try:
+            model = model.for_speaker(args.speaker_reference or [], n_jobs=args.n_jobs)
+        except VibeCheckError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
     results = model.predict_batch(args.files, n_jobs=args.n_jobs)
     if args.json:
         for path, res in zip(args.files, results):

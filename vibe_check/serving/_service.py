@@ -22,7 +22,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .._version import __version__
-from ..exceptions import AudioError, AudioTooLongError, EmptyAudioError
+from ..exceptions import AudioError, AudioTooLongError, EmptyAudioError, SpeakerReferenceError
 from ._errors import ModelNotReadyError, RequestTimeoutError, ServiceBusyError, UploadTooLargeError
 from ._metrics import ServiceMetrics
 from ._settings import ServeSettings
@@ -139,6 +139,11 @@ class EmotionService:
             from ..models._custom import CustomEmotionModel
 
             model = CustomEmotionModel(self.bundle_path, max_duration=self.settings.max_audio_seconds)
+            if model.speaker_normalized:
+                raise SpeakerReferenceError(
+                    f"{self.bundle_path.name} is speaker-normalised: it needs reference clips of each speaker, which "
+                    "the service does not take; serve a bundle trained without --speaker-normalize"
+                )
         except Exception as exc:  # the process stays up to report the failure on /readyz
             self.load_error = f"{type(exc).__name__}: {exc}"
             log.error("could not load model %s: %s", self.bundle_path, self.load_error)

@@ -5,6 +5,7 @@ from ._metrics import classification_metrics, expected_calibration_error, reliab
 from ._models import (BASE_MODELS, MODEL_NAMES, BalancedLinearDiscriminantAnalysis, GroupedClassifier, fit_temperature,
                       make_ensemble, make_model)
 from ._robustness import CONDITIONS, TARGET_DROP, corrupt, evaluate_robustness, format_robustness
+from ._speaker import MIN_REFERENCE_CLIPS, center_by_group, evaluate_speaker_references
 from ._train import DEFAULT_AUGMENTATIONS, SELECTION_RULE, TASKS, EmotionTrainer, drift_reference, label_mapping, labels_for_task
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "corrupt",
     "evaluate_robustness",
     "format_robustness",
+    "MIN_REFERENCE_CLIPS",
     "MODEL_NAMES",
     "SELECTION_RULE",
     "TASKS",
@@ -22,8 +24,10 @@ __all__ = [
     "EmotionTrainer",
     "GroupedClassifier",
     "check_speaker_independent",
+    "center_by_group",
     "classification_metrics",
     "drift_reference",
+    "evaluate_speaker_references",
     "expected_calibration_error",
     "fit_temperature",
     "label_mapping",

@@ -43,6 +43,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                              f"or 'none' (default: {','.join(DEFAULT_AUGMENTATIONS)}); scores are always on original clips")
     parser.add_argument("--robustness", action="store_true",
                         help="also score the chosen model on corrupted held-out clips (noise, gain, telephone, silence)")
+    parser.add_argument("--speaker-normalize", action="store_true",
+                        help="speaker-normalised mode: models classify a clip relative to its speaker's average and need "
+                             "reference clips of the speaker to predict (bundles *_speaker_model.pkl); not the headline figure")
     parser.add_argument("--folds", type=int, default=5, help="speaker-grouped folds (default: %(default)s)")
     parser.add_argument("--n-jobs", type=int, default=2, help="parallel workers (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
@@ -85,7 +88,8 @@ def run_train(args: argparse.Namespace) -> int:
             print(f"{n_err} file(s) skipped (see {manifest_path.with_suffix('.errors.csv')})", file=sys.stderr)
         trainer = EmotionTrainer(task=args.task, models=args.models, n_splits=args.folds, random_state=args.seed,
                                  n_jobs=args.n_jobs, progress=progress,
-                                 sentiment_from_emotions=not args.sentiment_direct).fit(manifest)
+                                 sentiment_from_emotions=not args.sentiment_direct,
+                                 speaker_normalization=args.speaker_normalize).fit(manifest)
         written = trainer.save_bundles(out, formats=args.formats, command=command)
         robustness = None
         if args.robustness:
@@ -108,7 +112,9 @@ def run_train(args: argparse.Namespace) -> int:
     ds = trainer.data_summary_
     copies = f" (+ {ds['n_augmented_rows']} augmented training copies: {', '.join(ds['augmentations'])})" if ds["n_augmented_rows"] else ""
     print(f"\n{ds['n_files']} clips{copies}, {len(ds['actors'])} actors, task {args.task}, "
-          f"{len(trainer.folds_)}-fold speaker-independent cross-validation (no actor in both train and test):\n")
+          f"{len(trainer.folds_)}-fold speaker-independent cross-validation (no actor in both train and test)"
+          + (";\nspeaker-normalised mode: each held-out speaker's clips centred on the mean of all of that speaker's clips"
+             if args.speaker_normalize else "") + ":\n")
     print(trainer.format_table())
     if robustness is not None:
         from ._robustness import format_robustness

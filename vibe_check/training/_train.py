@@ -23,6 +23,7 @@ from ..features import FeatureConfig, feature_columns
 from ..models._bundle import library_versions, save_bundle
 from ._cv import FoldResult, check_speaker_independent, fit_clone, fit_predict_fold, speaker_folds
 from ._metrics import classification_metrics, summarize_folds
+from ._speaker import MIN_REFERENCE_CLIPS, center_by_group
 from ._models import (BASE_MODELS, ENSEMBLE_CANDIDATES, MODEL_NAMES, GroupedClassifier, final_classifier,
                       make_ensemble, make_model, model_label, soft_vote)
 
@@ -151,6 +152,14 @@ class EmotionTrainer(BaseEstimator):
         For ``task="sentiment"``: fit every model on the eight emotions and read a sentiment's
         probability as the sum of its emotions' (:class:`GroupedClassifier`); measured better
         than fitting the three classes directly. False fits the three classes.
+    speaker_normalization : bool
+        The speaker-normalised mode (see :mod:`vibe_check.training._speaker`): centre every
+        speaker's features on that speaker's mean before fitting, so the models learn how a
+        clip differs from its speaker's usual voice. Its bundles
+        (``<model>_<task>_speaker_model.pkl``) need reference clips of each speaker at prediction
+        time (:meth:`CustomEmotionModel.for_speaker`). In cross-validation each held-out speaker
+        is centred on all of their own clips; :func:`evaluate_speaker_references` measures
+        smaller reference sets. Not the headline figure, which predicts every clip on its own.
 
     Augmented copies (manifest rows whose ``augmentation`` is not ``"none"``, see
     ``build_manifest(augment=...)``) are training data only: in each fold the copies of the
@@ -181,7 +190,8 @@ class EmotionTrainer(BaseEstimator):
 
     def __init__(self, *, task: str = "emotion", models: Sequence[str] = DEFAULT_MODELS, n_splits: int = 5,
                  random_state: int = 0, n_jobs: int = 1, cv=None, progress: bool = False,
-                 model_params: dict | None = None, sentiment_from_emotions: bool = True):
+                 model_params: dict | None = None, sentiment_from_emotions: bool = True,
+                 speaker_normalization: bool = False):
         self.task = task
         self.models = models
         self.n_splits = n_splits
@@ -191,6 +201,7 @@ class EmotionTrainer(BaseEstimator):
         self.progress = progress
         self.model_params = model_params
         self.sentiment_from_emotions = sentiment_from_emotions
+        self.speaker_normalization = speaker_normalization
 
     # -- fitting ------------------------------------------------------------------------------
     def _model_plan(self) -> tuple[list[str], bool]:
@@ -234,6 +245,10 @@ class EmotionTrainer(BaseEstimator):
 
         augmentation = (manifest["augmentation"].to_numpy(dtype=object) if "augmentation" in manifest
                         else np.full(len(manifest), ORIGINAL, dtype=object))
+        if self.speaker_normalization:
+            # Copies are centred on the same speaker's copies of the same kind: a noisy copy is
+            # compared with noisy copies, as a noisy recording would be with its noisy references.
+            X = center_by_group(X, [f"{a}|{k}" for a, k in zip(groups, augmentation)])
         is_original = augmentation == ORIGINAL  # calibration, like scoring, uses original clips only
         original = np.flatnonzero(is_original)
         if original.size == 0:
@@ -391,7 +406,9 @@ class EmotionTrainer(BaseEstimator):
                             + (f"; training sides add augmented copies ({', '.join(self.augmentations_)}) of their own clips"
                                if self.augmentations_ else "")
                             + ("; each sentiment's probability is the sum of its emotions' from a model fitted on the 8 emotions"
-                               if self.task == "sentiment" and self.sentiment_from_emotions else ""),
+                               if self.task == "sentiment" and self.sentiment_from_emotions else "")
+                            + ("; speaker-normalised mode: features centred on each speaker's mean (held-out speakers on all "
+                               "of their own clips)" if self.speaker_normalization else ""),
                 "random_state": self.random_state,
                 "fold_actors": [sorted(set(int(a) for a in m["test_actors"])) for m in r.fold_metrics],
                 "summary": r.summary,
@@ -399,6 +416,9 @@ class EmotionTrainer(BaseEstimator):
                 "fit_seconds": r.fit_seconds,
             },
             "calibration": _calibration_note(final),
+            "speaker_normalization": ({"method": "subtract the mean feature vector of the speaker's reference clips",
+                                       "min_reference_clips": MIN_REFERENCE_CLIPS}
+                                      if self.speaker_normalization else None),
             "selection_rule": SELECTION_RULE,
             "is_best": name == self.best_model_,
             "ensemble_members": list(getattr(self, "ensemble_members_", [])) if name == "ensemble" else [],
@@ -431,7 +451,8 @@ class EmotionTrainer(BaseEstimator):
 
     def save_bundles(self, output_dir: str | os.PathLike = "models/custom", *, formats: Sequence[str] = ("pkl",),
                      command: str | None = None) -> dict[str, Path]:
-        """Write ``<model>_<task>_model.<ext>`` for every model and ``best_<task>_model.<ext>``.
+        """Write ``<model>_<task>_model.<ext>`` for every model and ``best_<task>_model.<ext>``
+        (``..._speaker_model.<ext>`` in the speaker-normalised mode, so neither overwrites the other).
 
         Returns the paths written, keyed by model name (and ``"best"``).
         """
@@ -443,9 +464,10 @@ class EmotionTrainer(BaseEstimator):
                 raise ValueError(f"unknown bundle format {fmt!r}; choose pkl or skops")
             for name, est in self.estimators_.items():
                 meta = self.bundle_metadata(name, command=command)
-                targets = [out / f"{name}_{self.task}_model.{fmt}"]
+                stem = f"{self.task}_speaker_model" if self.speaker_normalization else f"{self.task}_model"
+                targets = [out / f"{name}_{stem}.{fmt}"]
                 if name == self.best_model_:
-                    targets.append(out / f"best_{self.task}_model.{fmt}")
+                    targets.append(out / f"best_{stem}.{fmt}")
                 for target in targets:
                     save_bundle(target, pipeline=est, label_encoder=self.label_encoder_, metadata=meta, extra=extra)
                     key = "best" if target.name.startswith("best_") else name

@@ -1,0 +1,158 @@
+"""The speaker-normalised mode: training on speaker-centred features, predicting with reference clips."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from vibe_check.cli import main
+from vibe_check.exceptions import SpeakerReferenceError
+from vibe_check.models import CustomEmotionModel
+from vibe_check.training import EmotionTrainer, center_by_group, evaluate_speaker_references
+
+
+def test_center_by_group_gives_every_group_mean_zero():
+    rng = np.random.default_rng(0)
+    X = rng.normal(5, 2, (30, 4)) + np.repeat([[0.0], [10.0], [-7.0]], 10, axis=0)
+    before = X.copy()
+    groups = rng.permutation(np.repeat(["a", "b", "c"], 10))
+    Z = center_by_group(X, groups)
+    for g in "abc":
+        rows = groups == g
+        np.testing.assert_allclose(Z[rows], X[rows] - X[rows].mean(axis=0), atol=1e-12)
+    np.testing.assert_array_equal(X, before)  # the input is not modified
+
+
+def _speaker_manifest(n_speakers=10, per_class=6, n_classes=8, n_features=40, seed=0) -> pd.DataFrame:
+    """Feature rows = emotion signal + a large per-speaker offset (the voice) + noise."""
+    rng = np.random.default_rng(seed)
+    emotions = ["angry", "calm", "disgust", "fearful", "happy", "neutral", "sad", "surprised"][:n_classes]
+    means = rng.normal(0, 0.5, (n_classes, n_features))
+    rows = []
+    for s in range(1, n_speakers + 1):
+        voice = rng.normal(0, 3.0, n_features)
+        for c, emotion in enumerate(emotions):
+            for k in range(per_class):
+                x = means[c] + voice + rng.normal(0, 1, n_features)
+                rows.append({"path": f"s{s}_{emotion}_{k}.wav", "actor": s, "gender": "female" if s % 2 else "male",
+                             "emotion": emotion, "augmentation": "none", **{f"x{j:02d}": v for j, v in enumerate(x)}})
+    return pd.DataFrame(rows)
+
+
+def test_speaker_normalisation_removes_the_voice_and_is_measured_with_held_out_references():
+    manifest = _speaker_manifest()
+    plain = EmotionTrainer(models=["lda"], n_splits=5).fit(manifest)
+    adapted = EmotionTrainer(models=["lda"], n_splits=5, speaker_normalization=True).fit(manifest)
+    f_plain = plain.cv_results_["lda"].summary["macro_f1"]["mean"]
+    f_adapted = adapted.cv_results_["lda"].summary["macro_f1"]["mean"]
+    assert f_adapted > f_plain + 0.2, (f_plain, f_adapted)
+    # The training matrix is centred per speaker.
+    for a in manifest["actor"].unique():
+        np.testing.assert_allclose(adapted._X_train[manifest["actor"].to_numpy() == a].mean(axis=0), 0, atol=1e-9)
+    table = evaluate_speaker_references(adapted, manifest, [4, None])
+    assert table["n_references"].tolist() == [4, "all"]
+    # More references estimate the speaker's mean better; any reference beats none here.
+    assert table["macro_f1_mean"].iloc[1] >= table["macro_f1_mean"].iloc[0] - 0.05
+    assert table["macro_f1_mean"].min() > f_plain + 0.1
+    # References from a single emotion shift every clip of the speaker towards the others.
+    skewed = evaluate_speaker_references(adapted, manifest, [4], reference_emotions=["calm"])
+    assert skewed["macro_f1_mean"].iloc[0] < table["macro_f1_mean"].iloc[0]
+    with pytest.raises(ValueError, match="fewer than 7"):
+        evaluate_speaker_references(adapted, manifest, [7], reference_emotions=["calm"])
+    with pytest.raises(ValueError, match="speaker_normalization=True"):
+        evaluate_speaker_references(plain, manifest, [4])
+
+
+def test_augmented_copies_are_centred_on_their_own_kind():
+    manifest = _speaker_manifest(n_speakers=4, n_classes=3, per_class=3)
+    noisy = manifest.copy()
+    noisy["augmentation"] = "noise"
+    feature_cols = [c for c in manifest if c.startswith("x")]
+    noisy[feature_cols] += 10.0  # a copy kind that shifts every feature
+    both = pd.concat([manifest, noisy], ignore_index=True)
+    trainer = EmotionTrainer(models=["lda"], n_splits=2, speaker_normalization=True).fit(both)
+    X = trainer._X_train
+    np.testing.assert_allclose(X[: len(manifest)], X[len(manifest):], atol=1e-9)
+
+
+@pytest.fixture(scope="module")
+def speaker_bundles(trained_models, tmp_path_factory):
+    out = tmp_path_factory.mktemp("speaker_models")
+    trainer = EmotionTrainer(models=["lda"], n_splits=3, speaker_normalization=True).fit(trained_models["manifest"])
+    written = trainer.save_bundles(out, command="pytest")
+    return trainer, written
+
+
+def test_speaker_bundles_are_named_and_described_as_such(speaker_bundles):
+    trainer, written = speaker_bundles
+    assert written["best"].name == "best_emotion_speaker_model.pkl"
+    assert written["lda"].name == "lda_emotion_speaker_model.pkl"
+    model = CustomEmotionModel(written["best"])
+    assert model.speaker_normalized
+    assert model.metadata["speaker_normalization"]["min_reference_clips"] == 4
+    assert "speaker-normalised" in model.metadata["cv"]["protocol"]
+    assert model.info()["speaker_normalized"] is True and model.info()["speaker_references"] == 0
+
+
+def test_a_speaker_model_needs_references_and_predicts_relative_to_them(speaker_bundles, trained_models, tmp_path):
+    _, written = speaker_bundles
+    model = CustomEmotionModel(written["best"])
+    manifest = trained_models["manifest"]
+    clips = manifest.loc[manifest["actor"] == manifest["actor"].iloc[0], "path"].tolist()
+    with pytest.raises(SpeakerReferenceError, match="for_speaker"):
+        model.predict_emotion_from_file(clips[0])
+    with pytest.raises(SpeakerReferenceError, match="for_speaker"):
+        model.predict_batch(clips[:2])
+    with pytest.raises(SpeakerReferenceError, match="3 usable reference clip"):
+        model.for_speaker(clips[:3])
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"RIFF not really a wave file")
+    with pytest.warns(UserWarning, match="broken.wav"):
+        adapted = model.for_speaker([*clips[1:6], str(bad)])
+    assert adapted.n_speaker_references_ == 5 and model.speaker_mean_ is None  # the original is unchanged
+    raw = np.vstack([model.extractor.extract_file(p) for p in clips[1:6]])
+    np.testing.assert_allclose(adapted.speaker_mean_, raw.mean(axis=0))
+    target = model.extractor.extract_file(clips[0]) - raw.mean(axis=0)
+    expected = model.pipeline.predict_proba(target[None, :])[0]
+    got = adapted.predict_emotion_from_file(clips[0])["probabilities"]
+    np.testing.assert_allclose([got[c] for c in adapted.classes_], expected[adapted._columns.argsort()], atol=1e-9)
+    batch = adapted.predict_batch([clips[0], str(bad)])
+    assert batch[0]["emotion"] == adapted.classes_[np.argmax([got[c] for c in adapted.classes_])]
+    assert batch[1]["error"]["type"] == "AudioDecodeError"
+    assert "speaker_references=5" in repr(adapted)
+    assert adapted.explain(clips[0], top_k=2)["predicted"] == batch[0]["emotion"]
+
+
+def test_a_plain_model_refuses_references(trained_models):
+    model = CustomEmotionModel(trained_models["best"])
+    assert not model.speaker_normalized
+    with pytest.raises(SpeakerReferenceError, match="--speaker-normalize"):
+        model.for_speaker(trained_models["manifest"]["path"].tolist()[:5])
+
+
+def test_cli_predict_with_speaker_references(speaker_bundles, trained_models, tmp_path, capsys):
+    _, written = speaker_bundles
+    bundle = tmp_path / written["best"].name
+    shutil.copy(written["best"], bundle)
+    shutil.copy(written["best"].with_suffix(".json"), bundle.with_suffix(".json"))
+    manifest = trained_models["manifest"]
+    clips = manifest.loc[manifest["actor"] == manifest["actor"].iloc[0], "path"].tolist()
+    assert main(["predict", "--model", str(bundle), clips[0]]) == 1
+    assert "--speaker-reference" in capsys.readouterr().err
+    assert main(["predict", "--model", str(bundle), clips[0], "--speaker-reference", *clips[1:6]]) == 0
+    assert clips[0] in capsys.readouterr().out
+
+
+def test_the_service_refuses_a_speaker_model(speaker_bundles):
+    from vibe_check.serving._metrics import ServiceMetrics
+    from vibe_check.serving._service import EmotionService
+    from vibe_check.serving._settings import ServeSettings
+
+    _, written = speaker_bundles
+    service = EmotionService(written["best"], ServeSettings(), ServiceMetrics())
+    service.load()
+    assert not service.ready
+    assert "SpeakerReferenceError" in service.load_error and "--speaker-normalize" in service.load_error
