@@ -17,9 +17,9 @@ clips makes everything else look more aroused than it is (measured below).
 
 Measured on RAVDESS actors 01-20 (5 speaker folds, default augmentation, LDA;
 ``python benchmarks/bench_speaker_adaptation.py``): each held-out speaker centred on all of
-their other clips (about 59) 0.734 macro-F1; on 16 random ones about 0.71; on 8, 0.69; on 4,
-0.67; the headline model without a reference 0.660. Centring on calm and neutral clips only
-fell to about 0.50.
+their other clips (about 59) 0.734 macro-F1; on 32 random ones 0.718; on 16, 0.707; on 8,
+0.686; on 4, 0.675; the headline model without a reference 0.660. Centring on 8 calm or neutral
+clips only fell to 0.498.
 """
 
 from __future__ import annotations
