@@ -123,7 +123,9 @@ def test_a_speaker_model_needs_references_and_predicts_relative_to_them(speaker_
     assert batch[0]["emotion"] == adapted.classes_[np.argmax([got[c] for c in adapted.classes_])]
     assert batch[1]["error"]["type"] == "AudioDecodeError"
     assert "speaker_references=5" in repr(adapted)
-    assert adapted.explain(clips[0], top_k=2)["predicted"] == batch[0]["emotion"]
+    explained = adapted.explain(clips[0], top_k=2)
+    assert explained["predicted"] == batch[0]["emotion"]
+    assert all("from the speaker's average" in item["sentence"] for item in explained["towards"] + explained["away"])
 
 
 def test_a_plain_model_refuses_references(trained_models):
@@ -156,3 +158,25 @@ def test_the_service_refuses_a_speaker_model(speaker_bundles):
     service.load()
     assert not service.ready
     assert "SpeakerReferenceError" in service.load_error and "--speaker-normalize" in service.load_error
+
+
+def test_evaluate_centres_each_speaker_on_their_clips(speaker_bundles, tmp_path):
+    from vibe_check.data import generate_corpus
+    from vibe_check.exceptions import DatasetError
+    from vibe_check.training._evaluate import evaluate_bundle
+
+    _, written = speaker_bundles
+    corpus = tmp_path / "unseen"
+    generate_corpus(corpus, n_speakers=2, takes=1, seed=99)
+    m = evaluate_bundle(written["best"], corpus, cache_dir=tmp_path / "cache")
+    assert m["speaker_normalized"] is True and m["n"] == 30 and m["accuracy"] > 0.25
+    # Clips labelled by a CSV have no speaker to centre on.
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    rows = []
+    for i, src in enumerate(sorted(corpus.rglob("*.wav"))[:6]):
+        shutil.copy(src, clips / f"clip_{i}.wav")
+        rows.append({"file": f"clip_{i}.wav", "emotion": "angry"})
+    pd.DataFrame(rows).to_csv(tmp_path / "labels.csv", index=False)
+    with pytest.raises(DatasetError, match="speaker by speaker"):
+        evaluate_bundle(written["best"], clips, labels_csv=tmp_path / "labels.csv", cache_dir=tmp_path / "cache")

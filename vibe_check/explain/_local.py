@@ -49,6 +49,9 @@ class Explainer:
         Space of the contributions. ``probability`` (default) reads as "probability points";
         ``native`` is the model's exact space (log-odds for logistic regression and boosting).
     model_name : str, optional
+    relative_to_speaker : bool
+        The model is speaker-normalised (its features are differences from the speaker's
+        average), so the sentences say "for this speaker" and "from the speaker's average".
 
     Examples
     --------
@@ -61,8 +64,10 @@ class Explainer:
     def __init__(self, pipeline, *, feature_names: Sequence[str], classes: Sequence[str],
                  background: np.ndarray | None = None, feature_median: np.ndarray | None = None,
                  feature_q25: np.ndarray | None = None, feature_q75: np.ndarray | None = None,
-                 feature_config: Mapping | None = None, output: str = "probability", model_name: str = ""):
+                 feature_config: Mapping | None = None, output: str = "probability", model_name: str = "",
+                 relative_to_speaker: bool = False):
         self.pipeline = pipeline
+        self.relative_to_speaker = relative_to_speaker  # a speaker-normalised model: features are differences
         self.feature_names = list(feature_names)
         self.classes = [str(c) for c in classes]
         self.model_name = model_name
@@ -96,7 +101,8 @@ class Explainer:
         return cls(get("pipeline"), feature_names=meta["feature_names"], classes=meta["classes"],
                    background=extra.get("background"), feature_median=extra.get("feature_median"),
                    feature_q25=extra.get("feature_q25"), feature_q75=extra.get("feature_q75"),
-                   feature_config=meta.get("feature_config"), output=output, model_name=meta.get("model_name", ""))
+                   feature_config=meta.get("feature_config"), output=output, model_name=meta.get("model_name", ""),
+                   relative_to_speaker=bool(meta.get("speaker_normalization")))
 
     def shap_values(self, X: np.ndarray) -> ShapResult:
         """SHAP values (n, features, classes) of raw feature rows, in :attr:`space`."""
@@ -126,7 +132,8 @@ class Explainer:
             "level": level_word(value, self.q25[j], self.q75[j]),
             "contribution": float(contribution),
             "sentence": sentence(name, value=value, median=float(self.median[j]), q25=float(self.q25[j]),
-                                 q75=float(self.q75[j]), unit=self.units[j], target=target, towards=contribution > 0),
+                                 q75=float(self.q75[j]), unit=self.units[j], target=target, towards=contribution > 0,
+                                 relative=self.relative_to_speaker),
         }
 
     def explain(self, x: np.ndarray, *, top_k: int = 5, proba: np.ndarray | None = None) -> dict:

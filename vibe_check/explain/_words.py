@@ -136,15 +136,21 @@ def level_word(value: float, q25: float, q75: float) -> str:
 
 
 def sentence(name: str, *, value: float, median: float, q25: float, q75: float, unit: str, target: str,
-             towards: bool) -> str:
+             towards: bool, relative: bool = False) -> str:
     """One line a person can read about one feature's push.
+
+    ``relative`` is for a speaker-normalised model, whose features are differences from the
+    speaker's average.
 
     Examples
     --------
     >>> sentence("f0_std", value=48.1, median=21.0, q25=15.0, q75=30.0, unit="Hz", target="angry", towards=True)
     'pitch variability high (f0_std = 48.1 Hz, typical 21.0) -> towards angry'
+    >>> sentence("f0_std", value=12.5, median=0.2, q25=-5.0, q75=5.0, unit="Hz", target="angry", towards=True, relative=True)
+    "pitch variability high for this speaker (f0_std = +12.5 Hz from the speaker's average, typical 0.2) -> towards angry"
     """
     u = f" {unit}" if unit else ""
     direction = "towards" if towards else "away from"
-    return (f"{plain_label(name)} {level_word(value, q25, q75)} ({name} = {format_value(value)}{u}, "
+    shown = f"{'+' if relative and value > 0 else ''}{format_value(value)}{u}" + (" from the speaker's average" if relative else "")
+    return (f"{plain_label(name)} {level_word(value, q25, q75)}{' for this speaker' if relative else ''} ({name} = {shown}, "
             f"typical {format_value(median)}) -> {direction} {target}")

@@ -13,6 +13,7 @@ from ..exceptions import DatasetError
 from ..features import FeatureConfig, build_manifest, manifest_errors
 from ..models._bundle import load_bundle
 from ._metrics import classification_metrics
+from ._speaker import center_by_group
 
 __all__ = ["evaluate_bundle", "read_label_csv"]
 
@@ -41,13 +42,15 @@ def evaluate_bundle(
 
     Labels come from RAVDESS file names, or from ``labels_csv`` (``file,emotion``) for any corpus.
     When the clips hold only some of the model's classes, predictions are restricted to those
-    classes (argmax over their probabilities) and ``restricted_to`` says so.
+    classes (argmax over their probabilities) and ``restricted_to`` says so. A speaker-normalised
+    bundle (``--speaker-normalize``) sees each speaker's clips centred on the mean of all of them.
 
     Returns
     -------
     dict
         ``n``, ``accuracy``, ``macro_f1``, ``uar``, ``per_class``, ``confusion``, ``per_gender``
-        (when known), ``classes``, ``restricted_to``, ``model``, ``feature_hash``, ``skipped``.
+        (when known), ``classes``, ``restricted_to``, ``model``, ``feature_hash``, ``speaker_normalized``,
+        ``skipped``.
 
     Examples
     --------
@@ -78,6 +81,19 @@ def evaluate_bundle(
     if unknown:
         raise DatasetError(f"labels {unknown} are not classes of this model ({classes})")
     X = manifest[meta["feature_names"]].to_numpy(dtype=np.float64)
+    speaker_mode = meta.get("speaker_normalization")
+    if speaker_mode:
+        # As in the trainer's cross-validation: each speaker's clips are centred on all of them.
+        speakers = manifest["actor"]
+        if speakers.isna().any():
+            raise DatasetError("a speaker-normalised bundle is scored speaker by speaker, so every clip needs its "
+                               "speaker (RAVDESS file names give the actor)")
+        counts = speakers.value_counts()
+        few = counts[counts < int(speaker_mode.get("min_reference_clips", 1))]
+        if len(few):
+            raise DatasetError(f"actor(s) {sorted(int(a) for a in few.index)} have fewer than "
+                               f"{speaker_mode.get('min_reference_clips')} clips to centre a speaker-normalised bundle on")
+        X = center_by_group(X, speakers.to_numpy())
     proba = bundle["pipeline"].predict_proba(X)
     present = [c for c in classes if c in set(labels)]
     restricted = len(present) < len(classes)
@@ -98,6 +114,7 @@ def evaluate_bundle(
         bundle=Path(bundle_path).name,
         task=meta.get("task"),
         feature_hash=meta.get("feature_hash"),
+        speaker_normalized=bool(speaker_mode),
         skipped=skipped,
     )
     return metrics
