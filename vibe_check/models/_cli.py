@@ -17,6 +17,8 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE", help="audio files (WAV, FLAC, OGG, MP3...)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per file instead of a table")
     parser.add_argument("--n-jobs", type=int, default=1, help="parallel feature extraction workers (default: %(default)s)")
+    parser.add_argument("--test-time-augmentation", action="store_true",
+                        help="also classify speed copies of each file and average (about 5x the time; see README)")
     parser.add_argument("--speaker-reference", nargs="+", metavar="REF",
                         help="for a speaker-normalised bundle (*_speaker_model.pkl): recordings of the same speaker, "
                              "a typical mix of their speech (at least 4), that the files are classified relative to")
@@ -52,7 +54,7 @@ def run_predict(args: argparse.Namespace) -> int:
     from ._custom import CustomEmotionModel
 
     try:
-        model = CustomEmotionModel(args.model)
+        model = CustomEmotionModel(args.model, test_time_augmentation=args.test_time_augmentation)
     except VibeCheckError as exc:
         print(f"error: cannot load {args.model}: {exc}", file=sys.stderr)
         return 1

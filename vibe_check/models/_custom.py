@@ -25,6 +25,7 @@ from typing import Any, Iterable, Sequence, Union
 import numpy as np
 
 from ..audio import DEFAULT_MAX_DURATION, load_audio, prepare_signal
+from ..data import speed_perturb
 from ..exceptions import BundleError, IncompatibleBundleError, InvalidAudioError, SpeakerReferenceError
 from ..features import FeatureConfig, FeatureExtractor, SignalInfo
 from ._bundle import load_bundle, read_bundle_metadata
@@ -66,11 +67,21 @@ def _decode(extractor: FeatureExtractor, source: Any, sr: int | None = None) -> 
     )
 
 
-def _item_features(extractor: FeatureExtractor, item: Any, catch: bool):
-    """Decode and extract one item: ``(vector, info, None)``, or ``(None, None, error)`` when ``catch``."""
+def _clip_rows(extractor: FeatureExtractor, y: np.ndarray, speeds: Sequence[float] = ()) -> tuple[np.ndarray, SignalInfo]:
+    """Feature rows of decoded audio: the clip as it is, then one row per speed copy of it
+    (test-time augmentation; none by default), with the clip's signal facts."""
+    vector, info = extractor.extract_prepared(y)
+    sr = extractor.config.sample_rate
+    rows = [vector] + [extractor.extract_prepared(speed_perturb(y, sr, f))[0] for f in speeds]
+    return np.vstack(rows), info
+
+
+def _item_features(extractor: FeatureExtractor, item: Any, catch: bool, speeds: Sequence[float] = ()):
+    """Decode and extract one item: ``(rows, info, None)`` (see :func:`_clip_rows`), or
+    ``(None, None, error)`` when ``catch``."""
     try:
-        vector, info = extractor.extract_prepared(_decode(extractor, item))
-        return vector, info, None
+        rows, info = _clip_rows(extractor, _decode(extractor, item), speeds)
+        return rows, info, None
     except Exception as exc:  # noqa: BLE001 - a batch reports any failure per item and goes on
         if not catch:
             raise
@@ -114,6 +125,13 @@ class CustomEmotionModel:
     max_duration : float or None, keyword-only
         Longest input accepted, in seconds (longer files are refused from their header, before
         decoding); ``None`` disables the limit.
+    test_time_augmentation : bool, keyword-only
+        Also classify speed copies of every clip (the speeds of the bundle's training copies,
+        0.85x-1.15x by default) and average the log-probabilities. Each clip is still predicted
+        on its own. On RAVDESS it took the default LDA from 0.660 to 0.673 macro-F1 and
+        sentiment from 0.795 to 0.803, for 5 feature extractions per clip instead of one
+        (``python benchmarks/bench_test_time_augmentation.py``). Explanations describe the clip
+        as recorded.
 
     Attributes
     ----------
@@ -157,7 +175,8 @@ class CustomEmotionModel:
     array(['angry', 'sad'], dtype='<U9')
     """
 
-    def __init__(self, path: str | os.PathLike, *, max_duration: float | None = DEFAULT_MAX_DURATION):
+    def __init__(self, path: str | os.PathLike, *, max_duration: float | None = DEFAULT_MAX_DURATION,
+                 test_time_augmentation: bool = False):
         self.path = Path(path)
         bundle = load_bundle(self.path)
         self.pipeline = bundle["pipeline"]
@@ -172,6 +191,7 @@ class CustomEmotionModel:
         self.classes_ = np.asarray(self.label_encoder.classes_).astype(str)
         self._columns = self._column_order()
         self._fast_proba = self._checked_fast_proba()
+        self.test_time_speeds: tuple[float, ...] = self._training_speeds() if test_time_augmentation else ()
         self.speaker_normalized: bool = bool(self.metadata.get("speaker_normalization"))
         self.speaker_mean_: np.ndarray | None = None
         self.n_speaker_references_ = 0
@@ -185,6 +205,14 @@ class CustomEmotionModel:
         >>> model = CustomEmotionModel.load("models/custom/best_emotion_model.skops")  # doctest: +SKIP
         """
         return cls(path, **kwargs)
+
+    def _training_speeds(self) -> tuple[float, ...]:
+        kinds = (self.metadata.get("data_summary") or {}).get("augmentations") or []
+        speeds = tuple(float(k.split("_", 1)[1]) for k in kinds if k.startswith("speed_"))
+        if not speeds:
+            raise BundleError(f"{self.path.name} was trained without speed-perturbed copies, so test-time augmentation "
+                              "(which classifies speed copies of each clip) has nothing it was trained for")
+        return speeds
 
     def _check_feature_names(self) -> None:
         ours, theirs = self.extractor.feature_names, self.feature_names
@@ -327,7 +355,7 @@ class CustomEmotionModel:
             )
         items = list(references) if not isinstance(references, (str, os.PathLike, bytes)) else [references]
         extracted = self._extract_raw(items, n_jobs, catch=True)
-        usable = [vec for vec, _, err in extracted if err is None]
+        usable = [rows[0] for rows, _, err in extracted if err is None]
         skipped = [f"{_item_label(item, i)} ({err['type']}: {err['message']})"
                    for i, (item, (_, _, err)) in enumerate(zip(items, extracted)) if err is not None]
         needed = int(self.metadata["speaker_normalization"].get("min_reference_clips", 1))
@@ -386,10 +414,23 @@ class CustomEmotionModel:
             "snr_db": float(info.snr_db),
         }
 
+    def _proba_of_items(self, item_rows: Sequence[np.ndarray]) -> np.ndarray:
+        """One probability row per item from its feature rows (:func:`_clip_rows`): with
+        test-time augmentation, the normalised geometric mean over the clip and its speed copies."""
+        sizes = [len(r) for r in item_rows]
+        P = self.predict_proba_features(np.vstack(item_rows))
+        if max(sizes) == 1:
+            return P
+        log_p = np.log(np.clip(P, 1e-300, None))
+        starts = np.cumsum([0, *sizes[:-1]])
+        Q = np.exp(np.add.reduceat(log_p, starts, axis=0) / np.asarray(sizes)[:, None])
+        return Q / Q.sum(axis=1, keepdims=True)
+
     # -- one input ------------------------------------------------------------------------------
     def _predict_one(self, source: Any, sr: int | None = None) -> dict:
-        vector, info = self.features(self.decode(source, sr))
-        return self.result_from_proba(self.predict_proba_features(vector)[0], info)
+        self._check_speaker_reference()
+        rows, info = _clip_rows(self.extractor, self.decode(source, sr), self.test_time_speeds)
+        return self.result_from_proba(self._proba_of_items([self._relative_to_speaker(rows)])[0], info)
 
     def predict_emotion_from_file(self, path: str | os.PathLike) -> dict:
         """Classify an audio file.
@@ -444,20 +485,20 @@ class CustomEmotionModel:
 
     # -- many inputs ------------------------------------------------------------------------------
     def _extract_all(self, items: Sequence[Any], n_jobs: int, catch: bool) -> list[tuple]:
-        """Model input of every item: ``(vector, info, error)`` per item (see :meth:`features`)."""
+        """Model input of every item: ``(rows, info, error)`` per item (see :func:`_clip_rows`)."""
         self._check_speaker_reference()
-        return [(None if vec is None else self._relative_to_speaker(vec), info, err)
-                for vec, info, err in self._extract_raw(items, n_jobs, catch)]
+        return [(None if rows is None else self._relative_to_speaker(rows), info, err)
+                for rows, info, err in self._extract_raw(items, n_jobs, catch, self.test_time_speeds)]
 
-    def _extract_raw(self, items: Sequence[Any], n_jobs: int, catch: bool) -> list[tuple]:
+    def _extract_raw(self, items: Sequence[Any], n_jobs: int, catch: bool, speeds: Sequence[float] = ()) -> list[tuple]:
         if isinstance(items, (str, os.PathLike, bytes, tuple, np.ndarray)):
             raise TypeError("expected a list of items (paths, bytes or (y, sr) tuples); for one file use predict_emotion_from_file")
         items = list(items)
         if n_jobs == 1 or len(items) <= 1:
-            return [_item_features(self.extractor, item, catch) for item in items]
+            return [_item_features(self.extractor, item, catch, speeds) for item in items]
         from joblib import Parallel, delayed
 
-        return Parallel(n_jobs=n_jobs)(delayed(_item_features)(self.extractor, item, catch) for item in items)
+        return Parallel(n_jobs=n_jobs)(delayed(_item_features)(self.extractor, item, catch, speeds) for item in items)
 
     def predict_batch(self, items: Iterable[InferenceItem], n_jobs: int = 1) -> list[dict]:
         """Classify many inputs; one failing item does not stop the others.
@@ -485,7 +526,7 @@ class CustomEmotionModel:
         items = list(items)
         extracted = self._extract_all(items, n_jobs, catch=True)
         ok = [i for i, (_, _, err) in enumerate(extracted) if err is None]
-        P = self.predict_proba_features(np.vstack([extracted[i][0] for i in ok])) if ok else None
+        P = self._proba_of_items([extracted[i][0] for i in ok]) if ok else None
         results: list[dict] = [{"error": err, "item": _item_label(item, i)} for i, (item, (_, _, err)) in enumerate(zip(items, extracted))]
         for row, i in enumerate(ok):
             results[i] = self.result_from_proba(P[row], extracted[i][1])
@@ -504,7 +545,7 @@ class CustomEmotionModel:
         extracted = self._extract_all(items, n_jobs, catch=False)
         if not extracted:
             return np.zeros((0, len(self.classes_)))
-        return self.predict_proba_features(np.vstack([vec for vec, _, _ in extracted]))
+        return self._proba_of_items([rows for rows, _, _ in extracted])
 
     def predict(self, items: Iterable[InferenceItem], n_jobs: int = 1) -> np.ndarray:
         """Predicted labels, one per item (the first bad item raises its error).

@@ -6,6 +6,7 @@ from ._models import (BASE_MODELS, MODEL_NAMES, BalancedLinearDiscriminantAnalys
                       make_ensemble, make_model)
 from ._robustness import CONDITIONS, TARGET_DROP, corrupt, evaluate_robustness, format_robustness
 from ._speaker import MIN_REFERENCE_CLIPS, center_by_group, evaluate_speaker_references
+from ._tta import evaluate_test_time_augmentation
 from ._train import DEFAULT_AUGMENTATIONS, SELECTION_RULE, TASKS, EmotionTrainer, drift_reference, label_mapping, labels_for_task
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "classification_metrics",
     "drift_reference",
     "evaluate_speaker_references",
+    "evaluate_test_time_augmentation",
     "expected_calibration_error",
     "fit_temperature",
     "label_mapping",

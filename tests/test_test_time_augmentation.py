@@ -1,0 +1,89 @@
+"""Test-time augmentation: a clip classified together with speed copies of itself."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from vibe_check.cli import main
+from vibe_check.data import speed_perturb
+from vibe_check.exceptions import BundleError
+from vibe_check.models import CustomEmotionModel
+from vibe_check.training import EmotionTrainer, evaluate_test_time_augmentation
+
+
+def _with_copies(manifest: pd.DataFrame, kinds=("speed_0.9", "speed_1.1")) -> pd.DataFrame:
+    """The manifest plus one row per clip and kind with the clip's own features: enough for the
+    trainer to record speed copies, without extracting any."""
+    copies = []
+    for kind in kinds:
+        c = manifest.copy()
+        c["augmentation"] = kind
+        copies.append(c)
+    out = pd.concat([manifest, *copies], ignore_index=True)
+    out.attrs = dict(manifest.attrs)
+    return out
+
+
+@pytest.fixture(scope="module")
+def tta_bundle(trained_models, tmp_path_factory):
+    manifest = _with_copies(trained_models["manifest"])
+    trainer = EmotionTrainer(models=["lda"], n_splits=3).fit(manifest)
+    written = trainer.save_bundles(tmp_path_factory.mktemp("tta"), command="pytest")
+    return trainer, manifest, written["best"]
+
+
+def test_a_model_classifies_the_clip_with_its_speed_copies(tta_bundle, trained_models):
+    _, _, bundle = tta_bundle
+    plain = CustomEmotionModel(bundle)
+    model = CustomEmotionModel(bundle, test_time_augmentation=True)
+    assert plain.test_time_speeds == () and model.test_time_speeds == (0.9, 1.1)
+    clips = trained_models["manifest"]["path"].tolist()[:3]
+    sr = model.extractor.config.sample_rate
+    expected = []
+    for path in clips:
+        y = model.decode(path)
+        rows = [model.features(y)[0]] + [model.features(speed_perturb(y, sr, f))[0] for f in (0.9, 1.1)]
+        log_p = np.log(model.predict_proba_features(np.vstack(rows))).mean(axis=0)
+        expected.append(np.exp(log_p) / np.exp(log_p).sum())
+    np.testing.assert_allclose(model.predict_proba(clips), expected, atol=1e-9)
+    one = model.predict_emotion_from_file(clips[0])
+    np.testing.assert_allclose([one["probabilities"][c] for c in model.classes_], expected[0], atol=1e-9)
+    batch = model.predict_batch([clips[1], "missing.wav"])
+    assert batch[0]["emotion"] == model.classes_[np.argmax(expected[1])] and "error" in batch[1]
+    # Without the option, one row per clip as before.
+    np.testing.assert_allclose(plain.predict_proba(clips[:1])[0],
+                               plain.predict_proba_features(plain.features(plain.decode(clips[0]))[0])[0])
+
+
+def test_a_bundle_without_speed_copies_refuses_test_time_augmentation(trained_models, capsys):
+    with pytest.raises(BundleError, match="without speed-perturbed copies"):
+        CustomEmotionModel(trained_models["best"], test_time_augmentation=True)
+    clip = trained_models["manifest"]["path"].iloc[0]
+    assert main(["predict", "--model", str(trained_models["best"]), "--test-time-augmentation", clip]) == 1
+    assert "speed-perturbed" in capsys.readouterr().err
+
+
+def test_cli_predict_with_test_time_augmentation(tta_bundle, trained_models, capsys):
+    _, _, bundle = tta_bundle
+    clip = trained_models["manifest"]["path"].iloc[0]
+    assert main(["predict", "--model", str(bundle), "--test-time-augmentation", "--json", clip]) == 0
+    assert '"emotion"' in capsys.readouterr().out
+
+
+def test_evaluation_uses_each_held_out_clips_own_copies(tta_bundle, trained_models):
+    trainer, manifest, _ = tta_bundle
+    table = evaluate_test_time_augmentation(trainer, manifest, ["lda"])
+    row = table.iloc[0]
+    # Copies identical to their clip change nothing.
+    assert row["tta_macro_f1_mean"] == pytest.approx(row["macro_f1_mean"])
+    assert row["macro_f1_mean"] == pytest.approx(trainer.cv_results_["lda"].summary["macro_f1"]["mean"])
+    assert row["speeds"] == "0.9x, 1.1x" and row["folds_better"] == 0
+    with pytest.raises(ValueError, match="no speed copies"):
+        evaluate_test_time_augmentation(trained_models["trainer"], trained_models["manifest"])
+    incomplete = manifest.drop(index=manifest.index[(manifest["augmentation"] == "speed_1.1")][:1]).reset_index(drop=True)
+    incomplete.attrs = dict(manifest.attrs)
+    partial = EmotionTrainer(models=["lda"], n_splits=3).fit(incomplete)
+    with pytest.raises(ValueError, match="lacks the copy"):
+        evaluate_test_time_augmentation(partial, incomplete)
