@@ -87,3 +87,26 @@ def test_evaluation_uses_each_held_out_clips_own_copies(tta_bundle, trained_mode
     partial = EmotionTrainer(models=["lda"], n_splits=3).fit(incomplete)
     with pytest.raises(ValueError, match="lacks the copy"):
         evaluate_test_time_augmentation(partial, incomplete)
+
+
+def test_speaker_mode_centres_each_speed_copy_on_the_references_copies(trained_models, tmp_path):
+    manifest = _with_copies(trained_models["manifest"])
+    trainer = EmotionTrainer(models=["lda"], n_splits=3, speaker_normalization=True).fit(manifest)
+    bundle = trainer.save_bundles(tmp_path, command="pytest")["best"]
+    model = CustomEmotionModel(bundle, test_time_augmentation=True)
+    base = trained_models["manifest"]
+    clips = base.loc[base["actor"] == base["actor"].iloc[0], "path"].tolist()
+    adapted = model.for_speaker(clips[1:6])
+    sr = model.extractor.config.sample_rate
+    raw = {f: [] for f in (1.0, 0.9, 1.1)}
+    for path in clips[1:6]:
+        y = model.decode(path)
+        for f in raw:
+            raw[f].append(model.extractor.extract_prepared(y if f == 1.0 else speed_perturb(y, sr, f))[0])
+    means = np.vstack([np.mean(raw[f], axis=0) for f in (1.0, 0.9, 1.1)])
+    np.testing.assert_allclose(adapted.speaker_mean_, means[0])
+    y = model.decode(clips[0])
+    rows = np.vstack([model.extractor.extract_prepared(y if f == 1.0 else speed_perturb(y, sr, f))[0]
+                      for f in (1.0, 0.9, 1.1)]) - means
+    log_p = np.log(model.predict_proba_features(rows)).mean(axis=0)
+    np.testing.assert_allclose(adapted.predict_proba([clips[0]])[0], np.exp(log_p) / np.exp(log_p).sum(), atol=1e-9)

@@ -312,7 +312,11 @@ class CustomEmotionModel:
             )
 
     def _relative_to_speaker(self, vectors: np.ndarray) -> np.ndarray:
-        return vectors if self.speaker_mean_ is None else vectors - self.speaker_mean_
+        """A clip's vector, or its rows (the clip, then its speed copies), minus the references' mean
+        of the same kind: training centred every speed copy on the same speaker's copies of that speed."""
+        if self.speaker_mean_ is None:
+            return vectors
+        return vectors - (self.speaker_mean_ if vectors.ndim == 1 else self._speaker_row_means[: len(vectors)])
 
     def for_speaker(self, references: Iterable[InferenceItem], *, n_jobs: int = 1) -> "CustomEmotionModel":
         """This model adapted to one speaker: clips are classified relative to the speaker's average.
@@ -354,8 +358,8 @@ class CustomEmotionModel:
                 "train a speaker-normalised model with `vibe-check train --speaker-normalize`"
             )
         items = list(references) if not isinstance(references, (str, os.PathLike, bytes)) else [references]
-        extracted = self._extract_raw(items, n_jobs, catch=True)
-        usable = [rows[0] for rows, _, err in extracted if err is None]
+        extracted = self._extract_raw(items, n_jobs, catch=True, speeds=self.test_time_speeds)
+        usable = [rows for rows, _, err in extracted if err is None]
         skipped = [f"{_item_label(item, i)} ({err['type']}: {err['message']})"
                    for i, (item, (_, _, err)) in enumerate(zip(items, extracted)) if err is not None]
         needed = int(self.metadata["speaker_normalization"].get("min_reference_clips", 1))
@@ -367,7 +371,8 @@ class CustomEmotionModel:
         if skipped:
             warnings.warn(f"skipped {len(skipped)} reference clip(s): {'; '.join(skipped)}", stacklevel=2)
         adapted = copy.copy(self)
-        adapted.speaker_mean_ = np.mean(usable, axis=0)
+        adapted._speaker_row_means = np.mean(usable, axis=0)  # one row per kind: as recorded, then each speed copy
+        adapted.speaker_mean_ = adapted._speaker_row_means[0]
         adapted.n_speaker_references_ = len(usable)
         return adapted
 
