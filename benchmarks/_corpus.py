@@ -13,6 +13,16 @@ from vibe_check.training import DEFAULT_AUGMENTATIONS
 from vibe_check.training._cli import augment_list
 
 
+def corpus_parser(doc: str | None, *, folds: bool = True) -> argparse.ArgumentParser:
+    """A benchmark's command line: its docstring as help, the corpus options and, with ``folds``,
+    ``--folds`` (speaker-grouped folds, 5 by default)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_corpus_arguments(ap)
+    if folds:
+        ap.add_argument("--folds", type=int, default=5, help="speaker-grouped folds (default: %(default)s)")
+    return ap
+
+
 def add_corpus_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--data-dir", default="../shared/data/ravdess16k", help="RAVDESS folder (default: %(default)s)")
     ap.add_argument("--n-jobs", type=int, default=2, help="parallel workers (default: %(default)s)")

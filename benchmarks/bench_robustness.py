@@ -13,20 +13,17 @@ condition, the drop from clean and the target where there is one.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 
-from _corpus import add_corpus_arguments, corpus_manifest
+from _corpus import corpus_manifest, corpus_parser
 from vibe_check.training import EmotionTrainer
 from vibe_check.training._robustness import evaluate_robustness, format_robustness
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_corpus_arguments(ap)
+    ap = corpus_parser(__doc__)
     ap.add_argument("--models", default="", help="comma-separated models to score (default: the one training picks)")
-    ap.add_argument("--folds", type=int, default=5)
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     manifest = corpus_manifest(args)

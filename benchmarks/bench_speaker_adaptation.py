@@ -13,21 +13,18 @@ over folds) next to the headline model, which needs no reference.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 
-from _corpus import add_corpus_arguments, corpus_manifest
+from _corpus import corpus_manifest, corpus_parser
 from vibe_check.training import EmotionTrainer, evaluate_speaker_references
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_corpus_arguments(ap)
+    ap = corpus_parser(__doc__)
     ap.add_argument("--model", default="lda", help="model to score (default: %(default)s)")
     ap.add_argument("--task", default="emotion", choices=("emotion", "sentiment"))
     ap.add_argument("--references", default="4,8,16,32,all", help="reference set sizes (default: %(default)s)")
-    ap.add_argument("--folds", type=int, default=5)
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     manifest = corpus_manifest(args)

@@ -11,13 +11,12 @@ and the cost per clip of the extra feature extractions.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 
 import numpy as np
 
-from _corpus import add_corpus_arguments, corpus_manifest
+from _corpus import corpus_manifest, corpus_parser
 from vibe_check.training import EmotionTrainer, evaluate_test_time_augmentation
 
 
@@ -43,11 +42,9 @@ def _cost_per_clip(manifest, n: int = 40) -> tuple[float, float]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_corpus_arguments(ap)
+    ap = corpus_parser(__doc__)
     ap.add_argument("--models", default="lda", help="comma-separated models (default: %(default)s)")
     ap.add_argument("--tasks", default="emotion,sentiment", help="comma-separated tasks (default: %(default)s)")
-    ap.add_argument("--folds", type=int, default=5)
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     manifest = corpus_manifest(args)

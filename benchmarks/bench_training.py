@@ -11,19 +11,17 @@ the wall time of the whole run (CV of every model + refit + saving the bundles).
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import time
 
-from _corpus import add_corpus_arguments, corpus_manifest
+from _corpus import corpus_manifest, corpus_parser
 from vibe_check.training import EmotionTrainer
 from vibe_check.training._train import DEFAULT_MODELS
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_corpus_arguments(ap)
+    ap = corpus_parser(__doc__, folds=False)
     ap.add_argument("--models", default=",".join(DEFAULT_MODELS))
     ap.add_argument("--task", default="emotion")
     args = ap.parse_args(argv)
