@@ -11,7 +11,9 @@ empty, corrupt, truncated, too long, NaN samples, silence...), never answered wi
 
 A bundle trained in the speaker-normalised mode (``vibe-check train --speaker-normalize``)
 classifies a clip relative to its speaker's average: :meth:`CustomEmotionModel.for_speaker` takes
-reference clips of the speaker, and its ``features`` stage subtracts their mean vector.
+reference clips of the speaker, and its ``features`` stage subtracts their mean vector. With
+``test_time_augmentation=True`` every clip is also classified from speed copies of itself, and the
+log-probabilities are averaged.
 """
 
 from __future__ import annotations
@@ -153,6 +155,8 @@ class CustomEmotionModel:
     path : Path
     name : str
         The model's name (``"ensemble"``, ``"logreg"``...).
+    test_time_speeds : tuple of float
+        Speeds of the copies classified with every clip (empty unless ``test_time_augmentation``).
     speaker_normalized : bool
         Trained in the speaker-normalised mode: predictions need :meth:`for_speaker` first.
     speaker_mean_ : ndarray or None
@@ -616,6 +620,7 @@ class CustomEmotionModel:
             "is_best": meta.get("is_best"),
             "speaker_normalized": self.speaker_normalized,
             "speaker_references": self.n_speaker_references_,
+            "test_time_speeds": list(self.test_time_speeds),
             "ensemble_members": meta.get("ensemble_members", []),
             "versions": dict(meta.get("versions", {})),
             "created_at": meta.get("created_at"),
