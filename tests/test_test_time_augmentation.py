@@ -110,3 +110,20 @@ def test_speaker_mode_centres_each_speed_copy_on_the_references_copies(trained_m
                       for f in (1.0, 0.9, 1.1)]) - means
     log_p = np.log(model.predict_proba_features(rows)).mean(axis=0)
     np.testing.assert_allclose(adapted.predict_proba([clips[0]])[0], np.exp(log_p) / np.exp(log_p).sum(), atol=1e-9)
+
+
+def test_evaluate_a_bundle_with_test_time_augmentation(tta_bundle, trained_models, tmp_path):
+    from vibe_check.data import generate_corpus, parse_filename
+    from vibe_check.training._evaluate import evaluate_bundle
+
+    _, _, bundle = tta_bundle
+    corpus = tmp_path / "unseen"
+    generate_corpus(corpus, n_speakers=2, takes=1, seed=99)
+    m = evaluate_bundle(bundle, corpus, cache_dir=tmp_path / "cache", test_time_augmentation=True)
+    assert m["test_time_speeds"] == [0.9, 1.1] and m["n"] == 30
+    files = sorted(str(p) for p in corpus.rglob("*.wav"))
+    model = CustomEmotionModel(bundle, test_time_augmentation=True)
+    truth = np.array([parse_filename(f).emotion for f in files])
+    assert m["accuracy"] == pytest.approx(float(np.mean(model.predict(files) == truth)))
+    with pytest.raises(BundleError, match="speed-perturbed"):
+        evaluate_bundle(trained_models["best"], corpus, cache_dir=tmp_path / "cache", test_time_augmentation=True)

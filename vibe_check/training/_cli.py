@@ -135,13 +135,16 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--labels", help="CSV with columns file,emotion (default: labels from RAVDESS file names)")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     parser.add_argument("--n-jobs", type=int, default=1, help="parallel feature extraction (default: %(default)s)")
+    parser.add_argument("--test-time-augmentation", action="store_true",
+                        help="classify every clip with its own speed copies too (see README)")
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from ._evaluate import evaluate_bundle
 
     try:
-        m = evaluate_bundle(args.model, args.data_dir, labels_csv=args.labels, n_jobs=args.n_jobs)
+        m = evaluate_bundle(args.model, args.data_dir, labels_csv=args.labels, n_jobs=args.n_jobs,
+                            test_time_augmentation=args.test_time_augmentation)
     except VibeCheckError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

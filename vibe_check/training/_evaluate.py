@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..exceptions import DatasetError
+from ..data import ORIGINAL
+from ..exceptions import BundleError, DatasetError
 from ..features import FeatureConfig, build_manifest, manifest_errors
 from ..models._bundle import load_bundle
 from ._metrics import classification_metrics
@@ -37,6 +38,7 @@ def evaluate_bundle(
     n_jobs: int = 1,
     cache_dir: str | os.PathLike | None = None,
     progress: bool = False,
+    test_time_augmentation: bool = False,
 ) -> dict:
     """Metrics of a bundle on a folder of labelled clips.
 
@@ -44,13 +46,16 @@ def evaluate_bundle(
     When the clips hold only some of the model's classes, predictions are restricted to those
     classes (argmax over their probabilities) and ``restricted_to`` says so. A speaker-normalised
     bundle (``--speaker-normalize``) sees each speaker's clips centred on the mean of all of them.
+    With ``test_time_augmentation`` every clip is classified with its own speed copies (as
+    ``CustomEmotionModel(..., test_time_augmentation=True)`` does), extracted and cached like
+    training copies.
 
     Returns
     -------
     dict
         ``n``, ``accuracy``, ``macro_f1``, ``uar``, ``per_class``, ``confusion``, ``per_gender``
         (when known), ``classes``, ``restricted_to``, ``model``, ``feature_hash``, ``speaker_normalized``,
-        ``skipped``.
+        ``test_time_speeds``, ``skipped``.
 
     Examples
     --------
@@ -62,9 +67,17 @@ def evaluate_bundle(
     classes = list(meta["classes"])
     mapping = meta.get("label_mapping") or {}
     csv_labels = read_label_csv(labels_csv) if labels_csv else None
+    speeds = []
+    if test_time_augmentation:
+        speeds = [k for k in (meta.get("data_summary") or {}).get("augmentations", []) if k.startswith("speed_")]
+        if not speeds:
+            raise BundleError(f"{Path(bundle_path).name} was trained without speed-perturbed copies, so test-time "
+                              "augmentation has nothing it was trained for")
     manifest = build_manifest(data, None, config=config, n_jobs=n_jobs, cache_dir=cache_dir or Path("data") / ".feature_cache",
-                              progress=progress, require_labels=csv_labels is None)
+                              progress=progress, require_labels=csv_labels is None, augment=speeds)
     skipped = manifest_errors(manifest).to_dict("records")
+    copies = manifest[manifest["augmentation"] != ORIGINAL]
+    manifest = manifest[manifest["augmentation"] == ORIGINAL].reset_index(drop=True)
     if csv_labels is not None:
         raw = manifest["file"].map(csv_labels)
         for f in manifest.loc[raw.isna(), "path"]:
@@ -80,10 +93,8 @@ def evaluate_bundle(
     unknown = sorted(set(labels) - set(classes))
     if unknown:
         raise DatasetError(f"labels {unknown} are not classes of this model ({classes})")
-    X = manifest[meta["feature_names"]].to_numpy(dtype=np.float64)
     speaker_mode = meta.get("speaker_normalization")
     if speaker_mode:
-        # As in the trainer's cross-validation: each speaker's clips are centred on all of them.
         speakers = manifest["actor"]
         if speakers.isna().any():
             raise DatasetError("a speaker-normalised bundle is scored speaker by speaker, so every clip needs its "
@@ -93,8 +104,20 @@ def evaluate_bundle(
         if len(few):
             raise DatasetError(f"actor(s) {sorted(int(a) for a in few.index)} have fewer than "
                                f"{speaker_mode.get('min_reference_clips')} clips to centre a speaker-normalised bundle on")
-        X = center_by_group(X, speakers.to_numpy())
-    proba = bundle["pipeline"].predict_proba(X)
+    # The clips, then (with test-time augmentation) their copies at each speed, in the clips' order.
+    log_p = np.zeros((len(manifest), len(classes)))
+    looks = np.zeros(len(manifest))
+    for kind in [ORIGINAL, *speeds]:
+        rows = manifest if kind == ORIGINAL else manifest[["path"]].merge(copies[copies["augmentation"] == kind], on="path", how="left")
+        have = rows[meta["feature_names"][0]].notna().to_numpy()
+        X = rows.loc[have, meta["feature_names"]].to_numpy(dtype=np.float64)
+        if speaker_mode:
+            # As in the trainer's cross-validation: each speaker's clips (of one kind) are centred on all of them.
+            X = center_by_group(X, manifest["actor"].to_numpy()[have])
+        log_p[have] += np.log(np.clip(bundle["pipeline"].predict_proba(X), 1e-300, None))
+        looks[have] += 1
+    proba = np.exp(log_p / looks[:, None])
+    proba /= proba.sum(axis=1, keepdims=True)
     present = [c for c in classes if c in set(labels)]
     restricted = len(present) < len(classes)
     if restricted:
@@ -115,6 +138,7 @@ def evaluate_bundle(
         task=meta.get("task"),
         feature_hash=meta.get("feature_hash"),
         speaker_normalized=bool(speaker_mode),
+        test_time_speeds=[float(k.split("_", 1)[1]) for k in speeds],
         skipped=skipped,
     )
     return metrics
