@@ -64,7 +64,7 @@ def run_predict(args: argparse.Namespace) -> int:
         return 1
     if args.speaker_reference:
         try:
-            model = model.for_speaker(args.speaker_reference or [], n_jobs=args.n_jobs)
+            model = model.for_speaker(args.speaker_reference, n_jobs=args.n_jobs)
         except VibeCheckError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1

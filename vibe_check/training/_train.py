@@ -23,9 +23,9 @@ from ..features import FeatureConfig, feature_columns
 from ..models._bundle import library_versions, save_bundle
 from ._cv import FoldResult, check_speaker_independent, fit_clone, fit_predict_fold, speaker_folds
 from ._metrics import classification_metrics, summarize_folds
-from ._speaker import MIN_REFERENCE_CLIPS, center_by_group
 from ._models import (BASE_MODELS, ENSEMBLE_CANDIDATES, MODEL_NAMES, GroupedClassifier, final_classifier,
                       make_ensemble, make_model, model_label, soft_vote)
+from ._speaker import MIN_REFERENCE_CLIPS, center_by_group
 
 __all__ = ["EmotionTrainer", "COST_ORDER", "DEFAULT_AUGMENTATIONS", "TASKS", "labels_for_task", "SELECTION_RULE", "drift_reference"]
 
