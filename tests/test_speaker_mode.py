@@ -180,3 +180,17 @@ def test_evaluate_centres_each_speaker_on_their_clips(speaker_bundles, tmp_path)
     pd.DataFrame(rows).to_csv(tmp_path / "labels.csv", index=False)
     with pytest.raises(DatasetError, match="speaker by speaker"):
         evaluate_bundle(written["best"], clips, labels_csv=tmp_path / "labels.csv", cache_dir=tmp_path / "cache")
+
+
+def test_reference_evaluation_with_test_time_speed_copies():
+    manifest = _speaker_manifest(n_speakers=6, n_classes=4, per_class=4)
+    copy = manifest.copy()
+    copy["augmentation"] = "speed_0.9"
+    both = pd.concat([manifest, copy], ignore_index=True)  # copies identical to their clips
+    trainer = EmotionTrainer(models=["lda"], n_splits=3, speaker_normalization=True).fit(both)
+    plain = evaluate_speaker_references(trainer, both, [4, None])
+    tta = evaluate_speaker_references(trainer, both, [4, None], test_time_augmentation=True)
+    pd.testing.assert_frame_equal(plain, tta)
+    no_copies = EmotionTrainer(models=["lda"], n_splits=3, speaker_normalization=True).fit(manifest)
+    with pytest.raises(ValueError, match="speed copies"):
+        evaluate_speaker_references(no_copies, manifest, [4], test_time_augmentation=True)

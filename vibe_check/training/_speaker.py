@@ -69,7 +69,7 @@ def center_by_group(X: np.ndarray, groups: Sequence) -> np.ndarray:
 
 def evaluate_speaker_references(trainer, manifest: pd.DataFrame, n_references: Sequence[int | None] = (4, 8, 16, 32, None),
                                 *, model: str | None = None, reference_emotions: Sequence[str] | None = None,
-                                random_state: int = 0) -> pd.DataFrame:
+                                test_time_augmentation: bool = False, random_state: int = 0) -> pd.DataFrame:
     """Macro-F1 of a speaker-normalised model when each held-out speaker gives ``k`` reference clips.
 
     In each of the trainer's folds, the model fitted on the training speakers classifies every
@@ -89,6 +89,10 @@ def evaluate_speaker_references(trainer, manifest: pd.DataFrame, n_references: S
         Default: the trainer's chosen model.
     reference_emotions : sequence of str, optional
         Draw references only from clips of these emotions (to measure a skewed reference set).
+    test_time_augmentation : bool
+        Also classify each clip's speed copies (the manifest's), each centred on the references'
+        copies of the same speed, and average the log-probabilities, as
+        ``CustomEmotionModel(..., test_time_augmentation=True).for_speaker(...)`` does.
     random_state : int
 
     Returns
@@ -112,6 +116,11 @@ def evaluate_speaker_references(trainer, manifest: pd.DataFrame, n_references: S
     emotions = manifest["emotion"].to_numpy(dtype=object)
     augmentation = manifest["augmentation"].to_numpy(dtype=object) if "augmentation" in manifest else np.full(len(manifest), ORIGINAL)
     eligible = augmentation == ORIGINAL
+    kinds = [ORIGINAL] + ([k for k in trainer.augmentations_ if k.startswith("speed_")] if test_time_augmentation else [])
+    if test_time_augmentation and len(kinds) == 1:
+        raise ValueError("test-time augmentation needs speed copies in the manifest")
+    paths = manifest["path"].astype(str).to_numpy()
+    row_of = {(p, a): i for i, (p, a) in enumerate(zip(paths, augmentation))}
     if reference_emotions is not None:
         eligible &= np.isin(emotions, list(reference_emotions))
     folds = FoldModels(trainer, max_folds=None)
@@ -123,15 +132,17 @@ def evaluate_speaker_references(trainer, manifest: pd.DataFrame, n_references: S
         for fold in folds.folds:
             test = folds.test_index(fold)
             fitted = folds.model(model, fold)
-            X = np.empty((test.size, raw.shape[1]))
+            X = np.empty((len(kinds), test.size, raw.shape[1]))  # per kind: the clip's row minus the references' mean
             for j, i in enumerate(test):
                 pool = np.flatnonzero(eligible & (actors == actors[i]))
                 pool = pool[pool != i]
                 if k is not None and pool.size < k:
                     raise ValueError(f"actor {actors[i]} has {pool.size} eligible reference clips, fewer than {k}")
                 refs = pool if k is None else rng.choice(pool, size=k, replace=False)
-                X[j] = raw[i] - raw[refs].mean(axis=0)
-            pred = np.asarray(fitted.classes_)[fitted.predict_proba(X).argmax(axis=1)]
+                for n, kind in enumerate(kinds):
+                    X[n, j] = raw[row_of[(paths[i], kind)]] - raw[[row_of[(paths[r], kind)] for r in refs]].mean(axis=0)
+            log_p = np.mean([np.log(np.clip(fitted.predict_proba(Xk), 1e-300, None)) for Xk in X], axis=0)
+            pred = np.asarray(fitted.classes_)[log_p.argmax(axis=1)]
             scores.append(f1_score(y[test], pred, average="macro"))
         rows.append({"n_references": "all" if k is None else int(k), "macro_f1_mean": float(np.mean(scores)),
                      "macro_f1_std": float(np.std(scores))})
