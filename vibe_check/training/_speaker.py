@@ -35,7 +35,8 @@ from ..data import ORIGINAL
 __all__ = ["MIN_REFERENCE_CLIPS", "center_by_group", "evaluate_speaker_references"]
 
 #: Fewest reference clips :meth:`CustomEmotionModel.for_speaker` accepts: with 4 random clips of a
-#: speaker the mean is noisy but still helps (0.675 against 0.660 on RAVDESS); with 2 it does not.
+#: speaker the mean is noisy but still helps (0.675 against 0.660 on RAVDESS); with 2 it hurts
+#: (0.577), with 1 more so (0.512).
 MIN_REFERENCE_CLIPS = 4
 
 
