@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import soxr
@@ -34,6 +34,7 @@ __all__ = [
     "telephone_band",
     "apply_gain",
     "speed_perturb",
+    "speed_copies",
     "leading_silence",
 ]
 
@@ -163,6 +164,17 @@ AUGMENTATIONS: dict[str, tuple[Callable, str]] = {
     **{f"speed_{f:g}": (_speed(f), f"{f:g}x speed ({'slower, lower' if f < 1 else 'faster, higher'} voice)")
        for f in SPEED_FACTORS},
 }
+
+
+def speed_copies(kinds: Iterable[str]) -> dict[str, float]:
+    """The speed-perturbed copies among augmentation names (``speed_<factor>``), with their factors.
+
+    Examples
+    --------
+    >>> speed_copies(["noise", "speed_0.9", "speed_1.1"])
+    {'speed_0.9': 0.9, 'speed_1.1': 1.1}
+    """
+    return {k: float(k[len("speed_"):]) for k in kinds if k.startswith("speed_")}
 
 
 #: The augmentations that mix other clips of the speaker in.

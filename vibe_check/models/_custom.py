@@ -27,7 +27,7 @@ from typing import Any, Iterable, Sequence, Union
 import numpy as np
 
 from ..audio import DEFAULT_MAX_DURATION, load_audio, prepare_signal
-from ..data import speed_perturb
+from ..data import speed_copies, speed_perturb
 from ..exceptions import BundleError, IncompatibleBundleError, InvalidAudioError, SpeakerReferenceError
 from ..features import FeatureConfig, FeatureExtractor, SignalInfo
 from ._bundle import load_bundle, read_bundle_metadata
@@ -76,6 +76,16 @@ def _clip_rows(extractor: FeatureExtractor, y: np.ndarray, speeds: Sequence[floa
     sr = extractor.config.sample_rate
     rows = [vector] + [extractor.extract_prepared(speed_perturb(y, sr, f))[0] for f in speeds]
     return np.vstack(rows), info
+
+
+def training_speed_copies(metadata: dict, bundle_name: str) -> dict[str, float]:
+    """The speed copies (augmentation name -> factor) a bundle was trained with, which test-time
+    augmentation classifies; :class:`~vibe_check.exceptions.BundleError` if it had none."""
+    speeds = speed_copies((metadata.get("data_summary") or {}).get("augmentations") or [])
+    if not speeds:
+        raise BundleError(f"{bundle_name} was trained without speed-perturbed copies, so test-time augmentation "
+                          "(which classifies speed copies of each clip) has nothing it was trained for")
+    return speeds
 
 
 def _item_features(extractor: FeatureExtractor, item: Any, catch: bool, speeds: Sequence[float] = ()):
@@ -195,9 +205,11 @@ class CustomEmotionModel:
         self.classes_ = np.asarray(self.label_encoder.classes_).astype(str)
         self._columns = self._column_order()
         self._fast_proba = self._checked_fast_proba()
-        self.test_time_speeds: tuple[float, ...] = self._training_speeds() if test_time_augmentation else ()
+        self.test_time_speeds: tuple[float, ...] = (tuple(training_speed_copies(self.metadata, self.path.name).values())
+                                                    if test_time_augmentation else ())
         self.speaker_normalized: bool = bool(self.metadata.get("speaker_normalization"))
-        self.speaker_mean_: np.ndarray | None = None
+        # Mean feature rows of the speaker's references (see for_speaker): as recorded, then each speed copy.
+        self._speaker_row_means: np.ndarray | None = None
         self.n_speaker_references_ = 0
 
     @classmethod
@@ -209,14 +221,6 @@ class CustomEmotionModel:
         >>> model = CustomEmotionModel.load("models/custom/best_emotion_model.skops")  # doctest: +SKIP
         """
         return cls(path, **kwargs)
-
-    def _training_speeds(self) -> tuple[float, ...]:
-        kinds = (self.metadata.get("data_summary") or {}).get("augmentations") or []
-        speeds = tuple(float(k.split("_", 1)[1]) for k in kinds if k.startswith("speed_"))
-        if not speeds:
-            raise BundleError(f"{self.path.name} was trained without speed-perturbed copies, so test-time augmentation "
-                              "(which classifies speed copies of each clip) has nothing it was trained for")
-        return speeds
 
     def _check_feature_names(self) -> None:
         ours, theirs = self.extractor.feature_names, self.feature_names
@@ -315,6 +319,10 @@ class CustomEmotionModel:
                 "so it needs a few recordings of the speaker first: model.for_speaker([...clips...])"
             )
 
+    @property
+    def speaker_mean_(self) -> np.ndarray | None:
+        return None if self._speaker_row_means is None else self._speaker_row_means[0]
+
     def _relative_to_speaker(self, vectors: np.ndarray) -> np.ndarray:
         """A clip's vector, or its rows (the clip, then its speed copies), minus the references' mean
         of the same kind: training centred every speed copy on the same speaker's copies of that speed."""
@@ -375,8 +383,7 @@ class CustomEmotionModel:
         if skipped:
             warnings.warn(f"skipped {len(skipped)} reference clip(s): {'; '.join(skipped)}", stacklevel=2)
         adapted = copy.copy(self)
-        adapted._speaker_row_means = np.mean(usable, axis=0)  # one row per kind: as recorded, then each speed copy
-        adapted.speaker_mean_ = adapted._speaker_row_means[0]
+        adapted._speaker_row_means = np.mean(usable, axis=0)
         adapted.n_speaker_references_ = len(usable)
         return adapted
 
@@ -437,9 +444,8 @@ class CustomEmotionModel:
 
     # -- one input ------------------------------------------------------------------------------
     def _predict_one(self, source: Any, sr: int | None = None) -> dict:
-        self._check_speaker_reference()
-        rows, info = _clip_rows(self.extractor, self.decode(source, sr), self.test_time_speeds)
-        return self.result_from_proba(self._proba_of_items([self._relative_to_speaker(rows)])[0], info)
+        rows, info, _ = self._extract_all([source if sr is None else (source, sr)], n_jobs=1, catch=False)[0]
+        return self.result_from_proba(self._proba_of_items([rows])[0], info)
 
     def predict_emotion_from_file(self, path: str | os.PathLike) -> dict:
         """Classify an audio file.

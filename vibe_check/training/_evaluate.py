@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 
 from ..data import ORIGINAL
-from ..exceptions import BundleError, DatasetError
+from ..exceptions import DatasetError
 from ..features import FeatureConfig, build_manifest, manifest_errors
 from ..models._bundle import load_bundle
+from ..models._custom import training_speed_copies
 from ._metrics import classification_metrics
 from ._speaker import center_by_group
 
@@ -67,12 +68,7 @@ def evaluate_bundle(
     classes = list(meta["classes"])
     mapping = meta.get("label_mapping") or {}
     csv_labels = read_label_csv(labels_csv) if labels_csv else None
-    speeds = []
-    if test_time_augmentation:
-        speeds = [k for k in (meta.get("data_summary") or {}).get("augmentations", []) if k.startswith("speed_")]
-        if not speeds:
-            raise BundleError(f"{Path(bundle_path).name} was trained without speed-perturbed copies, so test-time "
-                              "augmentation has nothing it was trained for")
+    speeds = list(training_speed_copies(meta, Path(bundle_path).name)) if test_time_augmentation else []
     manifest = build_manifest(data, None, config=config, n_jobs=n_jobs, cache_dir=cache_dir or Path("data") / ".feature_cache",
                               progress=progress, require_labels=csv_labels is None, augment=speeds)
     skipped = manifest_errors(manifest).to_dict("records")

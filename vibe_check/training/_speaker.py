@@ -30,7 +30,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import f1_score
 
-from ..data import ORIGINAL
+from ..data import ORIGINAL, speed_copies
+from ._tta import copy_rows
 
 __all__ = ["MIN_REFERENCE_CLIPS", "center_by_group", "evaluate_speaker_references"]
 
@@ -117,11 +118,10 @@ def evaluate_speaker_references(trainer, manifest: pd.DataFrame, n_references: S
     emotions = manifest["emotion"].to_numpy(dtype=object)
     augmentation = manifest["augmentation"].to_numpy(dtype=object) if "augmentation" in manifest else np.full(len(manifest), ORIGINAL)
     eligible = augmentation == ORIGINAL
-    kinds = [ORIGINAL] + ([k for k in trainer.augmentations_ if k.startswith("speed_")] if test_time_augmentation else [])
+    kinds = [ORIGINAL, *(speed_copies(trainer.augmentations_) if test_time_augmentation else [])]
     if test_time_augmentation and len(kinds) == 1:
         raise ValueError("test-time augmentation needs speed copies in the manifest")
-    paths = manifest["path"].astype(str).to_numpy()
-    row_of = {(p, a): i for i, (p, a) in enumerate(zip(paths, augmentation))}
+    rows_of = copy_rows(manifest)
     if reference_emotions is not None:
         eligible &= np.isin(emotions, list(reference_emotions))
     folds = FoldModels(trainer, max_folds=None)
@@ -140,8 +140,8 @@ def evaluate_speaker_references(trainer, manifest: pd.DataFrame, n_references: S
                 if k is not None and pool.size < k:
                     raise ValueError(f"actor {actors[i]} has {pool.size} eligible reference clips, fewer than {k}")
                 refs = pool if k is None else rng.choice(pool, size=k, replace=False)
-                for n, kind in enumerate(kinds):
-                    X[n, j] = raw[row_of[(paths[i], kind)]] - raw[[row_of[(paths[r], kind)] for r in refs]].mean(axis=0)
+                index = rows_of([i, *refs], kinds)  # (kinds, clip then references)
+                X[:, j] = raw[index[:, 0]] - raw[index[:, 1:]].mean(axis=1)
             log_p = np.mean([np.log(np.clip(fitted.predict_proba(Xk), 1e-300, None)) for Xk in X], axis=0)
             pred = np.asarray(fitted.classes_)[log_p.argmax(axis=1)]
             scores.append(f1_score(y[test], pred, average="macro"))

@@ -9,15 +9,32 @@ own, with nothing from other clips). :class:`~vibe_check.models.CustomEmotionMod
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import f1_score
 
-from ..data import ORIGINAL
+from ..data import ORIGINAL, speed_copies
 
-__all__ = ["evaluate_test_time_augmentation"]
+__all__ = ["evaluate_test_time_augmentation", "copy_rows"]
+
+
+def copy_rows(manifest: pd.DataFrame) -> Callable[[Sequence[int], Sequence[str]], np.ndarray]:
+    """A lookup of the manifest's copies of its clips: ``rows(clips, kinds)`` gives the row of each
+    clip's copy of each kind (``"none"``: the clip itself), shape ``(len(kinds), len(clips))``, and
+    a ValueError naming the first copy the manifest lacks."""
+    paths = manifest["path"].astype(str).to_numpy()
+    kinds = manifest["augmentation"].to_numpy(dtype=object) if "augmentation" in manifest else np.full(len(paths), ORIGINAL)
+    row_of = {(p, a): i for i, (p, a) in enumerate(zip(paths, kinds))}
+
+    def rows(clips: Sequence[int], kinds: Sequence[str]) -> np.ndarray:
+        try:
+            return np.array([[row_of[(paths[i], k)] for i in clips] for k in kinds])
+        except KeyError as exc:
+            raise ValueError(f"the manifest lacks the copy {exc} of a held-out clip") from None
+
+    return rows
 
 
 def evaluate_test_time_augmentation(trainer, manifest: pd.DataFrame, models: Sequence[str] | None = None) -> pd.DataFrame:
@@ -48,13 +65,12 @@ def evaluate_test_time_augmentation(trainer, manifest: pd.DataFrame, models: Seq
     """
     from ..explain._folds import FoldModels  # refits per fold, shared with the explanations
 
-    speeds = [k for k in trainer.augmentations_ if k.startswith("speed_")]
+    speeds = speed_copies(trainer.augmentations_)
     if not speeds:
         raise ValueError("the trainer's manifest has no speed copies (augment with speed_...)")
     models = list(models or [trainer.best_model_])
-    augmentation = manifest["augmentation"].to_numpy(dtype=object)
-    row_of = {(p, a): i for i, (p, a) in enumerate(zip(manifest["path"].astype(str), augmentation))}
-    paths = manifest["path"].astype(str).to_numpy()
+    kinds = [ORIGINAL, *speeds]
+    rows_of = copy_rows(manifest)
     X, y = trainer._X_train, trainer._y_train
     folds = FoldModels(trainer, max_folds=None)
     rows = []
@@ -63,17 +79,13 @@ def evaluate_test_time_augmentation(trainer, manifest: pd.DataFrame, models: Seq
         for fold in folds.folds:
             test = folds.test_index(fold)
             model = folds.model(name, fold)
-            kinds = [ORIGINAL, *speeds]
-            try:
-                index = np.array([[row_of[(paths[i], k)] for i in test] for k in kinds])
-            except KeyError as exc:
-                raise ValueError(f"the manifest lacks the copy {exc} of a held-out clip") from None
+            index = rows_of(test, kinds)
             columns = np.asarray(model.classes_, dtype=int)
             log_p = np.stack([np.log(np.clip(model.predict_proba(X[ix]), 1e-300, None)) for ix in index])
             plain.append(f1_score(y[test], columns[log_p[0].argmax(axis=1)], average="macro"))
             tta.append(f1_score(y[test], columns[log_p.mean(axis=0).argmax(axis=1)], average="macro"))
         rows.append({"model": name, "macro_f1_mean": float(np.mean(plain)), "macro_f1_std": float(np.std(plain)),
                      "tta_macro_f1_mean": float(np.mean(tta)), "tta_macro_f1_std": float(np.std(tta)),
-                     "speeds": ", ".join(k.split("_", 1)[1] + "x" for k in speeds),
+                     "speeds": ", ".join(f"{f:g}x" for f in speeds.values()),
                      "folds_better": int(np.sum(np.array(tta) > np.array(plain)))})
     return pd.DataFrame(rows)
