@@ -156,6 +156,23 @@ def test_noise_only_lead_in_is_trimmed(voice):
     assert noisy_info.snr_db < clean_info.snr_db
 
 
+def test_babble_in_the_lead_in_and_tail_is_trimmed(voice):
+    """Other talkers 20 dB below the speaker survive a threshold relative to the loudest frame
+    and the noise subtraction (babble is not stationary); the loud-core bound removes them."""
+    talkers = [synthesize_utterance(e, speaker=s, seed=s) for s, e in enumerate(["calm", "sad", "happy", "neutral", "fearful", "disgust"], 3)]
+    noisy = mix_at_snr(voice, babble_noise(talkers, voice.size, np.random.default_rng(1)), 20.0)
+    durations = {}
+    for core_db in (None, 20.0):
+        fx = FeatureExtractor(FeatureConfig(speech_anchor_db=core_db))
+        durations[core_db] = (fx.extract_with_info(voice, SR)[1].speech_duration_s, fx.extract_with_info(noisy, SR)[1].speech_duration_s)
+    clean, babbled = durations[None]
+    assert babbled > clean + 1.0, durations  # without the bound the babble-only second counts as speech
+    clean, babbled = durations[20.0]
+    assert clean == pytest.approx(durations[None][0], abs=0.05), durations  # clean speech keeps its extent
+    margin = FeatureConfig().speech_margin_s
+    assert babbled <= clean + 2 * margin + 0.05, durations
+
+
 # -- augmented manifests and training --------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def augmented(synthetic_corpus, tmp_path_factory):

@@ -52,6 +52,14 @@ class FeatureConfig:
         Subtract the background noise spectrum (estimated from the quietest frames) before the
         spectral features, and trim the noise-only lead-in and tail it reveals. Features then
         change less between a quiet and a noisy recording of the same speech.
+    speech_anchor_db : float or None
+        With noise reduction, the speech is also bounded by its loud core: the first and last runs
+        (50 ms or longer) of frames within this many dB of the clip's loud level (95th
+        percentile), widened by ``speech_margin_s``. Other voices or sounds well below the speaker
+        in the lead-in and tail (babble at 20 dB SNR) then stay out of the features, where a
+        threshold relative to the loudest frame keeps them. None turns it off.
+    speech_margin_s : float
+        How far the speech may extend beyond its loud core (weak onsets and endings).
     groups : tuple of str
         Feature groups to compute (keys of :data:`FEATURE_GROUPS`).
 
@@ -75,6 +83,8 @@ class FeatureConfig:
     fmax_f0: float = 600.0
     trim_top_db: float = 35.0
     noise_reduction: bool = True
+    speech_anchor_db: float | None = 15.0
+    speech_margin_s: float = 0.2
     groups: tuple[str, ...] = field(default_factory=lambda: tuple(FEATURE_GROUPS))
 
     def __post_init__(self) -> None:
@@ -95,12 +105,17 @@ class FeatureConfig:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["groups"] = list(self.groups)
+        if self.speech_anchor_db is None:  # off: the definition (and hash) from before the option
+            del d["speech_anchor_db"], d["speech_margin_s"]
         d["feature_set_version"] = FEATURE_SET_VERSION
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "FeatureConfig":
         d = {k: v for k, v in d.items() if k != "feature_set_version"}
+        # Definitions saved before the loud-core bound existed were computed without it, so
+        # bundles and manifests from then still load and still get the features they were fit on.
+        d.setdefault("speech_anchor_db", None)
         if "groups" in d:
             d["groups"] = tuple(d["groups"])
         return cls(**d)

@@ -70,6 +70,14 @@ def _intro(cfg: FeatureConfig) -> list[str]:
         "Berouti et al. 1979) before any spectral feature, and frame levels are computed with the noise power taken "
         "away. Noise-only lead-in and tail that a noisy recording keeps after trimming then fall below the trim "
         "threshold and are cut too, and pauses stay pauses. Pitch and voice quality use the waveform.",
+        "   **Loud-core bound**" + (
+            f" (on). Other voices behind the speaker (babble) are not stationary, so the subtraction leaves them: "
+            f"the speech is also kept within {cfg.speech_margin_s:g} s of its loud core, the first and last runs "
+            f"(50 ms or longer) of frames within {cfg.speech_anchor_db:g} dB of the loud level (95th percentile). "
+            "Talkers 20 dB below the speaker in the lead-in and tail then stay out of the features; on clean "
+            "speech the bound only cuts breaths and clicks well before or after the sentence."
+            if cfg.speech_anchor_db is not None else " (off in this configuration).")
+        ,
         f"3. **Level normalisation.** The clip is scaled so that its loud frames (95th percentile of the frame "
         f"RMS level) sit at {REFERENCE_LEVEL_DB:g} dBFS, which makes every feature independent of the "
         "recording gain. The input level and a rough SNR are reported separately (`SignalInfo`), not as "

@@ -153,8 +153,8 @@ class FeatureExtractor:
             S = _spectral.subtract_noise(S, noise)
             # Noise-only lead-in and tail (louder than the trim threshold in a noisy recording)
             # have dropped after the subtraction: trim them now.
-            loud_frames = np.flatnonzero(level > level.max() - cfg.trim_top_db)
-            first, last = int(loud_frames[0]), int(loud_frames[-1]) + 1
+            first, last = _spectral.speech_bounds(level, top_db=cfg.trim_top_db, core_db=cfg.speech_anchor_db,
+                                                  margin=int(round(cfg.speech_margin_s * sr / hop)))
             if last - first >= 10 and (first > 0 or last < level.size):
                 S, level = S[:, first:last], level[first:last]
                 speech = speech[first * hop : (last - 1) * hop + 1]

@@ -94,12 +94,40 @@ def noise_floor(S: np.ndarray, *, quantile: float = 0.2) -> np.ndarray:
     Examples
     --------
     >>> S = np.full((257, 100), 1e-4); S[:, 50:] = 1.0
-    >>> float(noise_floor(S)[0])
+    >>> round(float(noise_floor(S)[0]), 8)
     0.0001
     """
     k = max(1, int(round(quantile * S.shape[1])))
     quiet = np.argpartition(S.sum(axis=0), k - 1)[:k]
     return S[:, quiet].mean(axis=1)
+
+
+def speech_bounds(level: np.ndarray, *, top_db: float = 35.0, core_db: float | None = None,
+                  margin: int = 20, min_run: int = 5) -> tuple[int, int]:
+    """First and last+1 frame of the speech in a clip's frame levels (dB, noise removed).
+
+    The speech spans the frames within ``top_db`` of the loudest one. With ``core_db`` it is also
+    kept within ``margin`` frames of its loud core: the first and last runs of at least
+    ``min_run`` frames within ``core_db`` of the loud level (95th percentile). Talkers or sounds
+    far below the speaker then no longer count as speech where the speaker is silent.
+
+    Examples
+    --------
+    >>> level = np.full(300, -45.0); level[100:200] = -20.0  # speech over a background 25 dB down
+    >>> speech_bounds(level)
+    (0, 300)
+    >>> speech_bounds(level, core_db=15.0, margin=10)
+    (90, 210)
+    """
+    loud = np.flatnonzero(level > level.max() - top_db)
+    first, last = int(loud[0]), int(loud[-1]) + 1
+    if core_db is not None:
+        core = np.concatenate([[0], (level > np.percentile(level, 95) - core_db).astype(np.int8), [0]])
+        edges = np.flatnonzero(np.diff(core))
+        runs = [(a, b) for a, b in zip(edges[::2], edges[1::2]) if b - a >= min_run]
+        if runs:
+            first, last = max(first, int(runs[0][0]) - margin), min(last, int(runs[-1][1]) + margin)
+    return first, last
 
 
 def subtract_noise(S: np.ndarray, noise: np.ndarray, *, over: float = 1.5, floor: float = 0.02) -> np.ndarray:
