@@ -18,7 +18,8 @@ import pandas as pd
 import pytest
 import soxr
 
-from vibe_check.data import make_noise, make_tone, synthesize_utterance, write_audio
+from vibe_check.audio import load_audio
+from vibe_check.data import babble_noise, make_noise, make_tone, mix_at_snr, synthesize_utterance, write_audio
 from vibe_check.exceptions import VibeCheckError
 from vibe_check.features import (
     FEATURE_GROUPS,
@@ -243,6 +244,22 @@ def test_real_clips_are_finite_and_plausible(ravdess_dir, extractor):
     assert (table.corr_voicing_vs_level > 0.2).all()
 
 
+def test_real_speech_keeps_its_extent_under_babble_of_other_actors(ravdess_dir, extractor):
+    """20 dB babble of six other RAVDESS actors: the speech found is the clean clip's, within the
+    loud-core margin, not the whole clip (as with a threshold relative to the loudest frame)."""
+    talkers = [load_audio(next((ravdess_dir / f"Actor_{a:02d}").glob("03-01-0[2-8]-0*.flac")), target_sr=16000)
+               for a in (11, 12, 13, 14, 15, 16)]
+    margin = extractor.config.speech_margin_s
+    unbounded = FeatureExtractor(FeatureConfig(speech_anchor_db=None))
+    for i, path in enumerate(sorted((ravdess_dir / "Actor_03").glob("03-01-0?-01-01-01-03.flac"))):
+        y = load_audio(path, target_sr=16000)
+        noisy = mix_at_snr(y, babble_noise(talkers, y.size, np.random.default_rng(i)), 20.0)
+        clean_s = extractor.extract_with_info(y, 16000)[1].speech_duration_s
+        noisy_s = extractor.extract_with_info(noisy, 16000)[1].speech_duration_s
+        assert clean_s - 0.1 <= noisy_s <= clean_s + 2 * margin + 0.05, (path.name, clean_s, noisy_s)
+        assert unbounded.extract_with_info(noisy, 16000)[1].speech_duration_s > noisy_s + 0.5, path.name
+
+
 # -- covariation -----------------------------------------------------------------------------------
 def _ramp_inputs(n=60, seed=0):
     """Frames where pitch and level rise together and the mel spectrum is noise."""
@@ -421,7 +438,19 @@ def test_config_hash_is_stable():
     assert out == [cfg.hash, FeatureConfig(groups=("energy", "mel")).hash]
 
 
+def test_config_saved_before_the_loud_core_bound_loads_without_it():
+    """Bundles and manifests written before ``speech_anchor_db`` existed keep their features."""
+    legacy = FeatureConfig(speech_anchor_db=None).to_dict()
+    assert "speech_anchor_db" not in legacy and "speech_margin_s" not in legacy
+    cfg = FeatureConfig.from_dict(legacy)
+    assert cfg.speech_anchor_db is None and cfg.hash == FeatureConfig(speech_anchor_db=None).hash != FeatureConfig().hash
+
+
 def test_config_rejects_bad_values():
+    with pytest.raises(ValueError, match="speech_anchor_db"):
+        FeatureConfig(speech_anchor_db=40.0)
+    with pytest.raises(ValueError, match="speech_margin_s"):
+        FeatureConfig(speech_margin_s=-0.1)
     with pytest.raises(ValueError, match=r"unknown feature groups \['pitch'\]"):
         FeatureConfig(groups=("prosody", "pitch"))
     with pytest.raises(ValueError, match="at least one"):

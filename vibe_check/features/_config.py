@@ -101,6 +101,10 @@ class FeatureConfig:
             raise ValueError("win_length must not exceed n_fft")
         if not 0 < self.fmin_f0 < self.fmax_f0 < self.sample_rate / 2:
             raise ValueError("need 0 < fmin_f0 < fmax_f0 < sample_rate / 2")
+        if self.speech_anchor_db is not None and not 0 < self.speech_anchor_db < self.trim_top_db:
+            raise ValueError("speech_anchor_db must be None or between 0 and trim_top_db")
+        if self.speech_margin_s < 0:
+            raise ValueError("speech_margin_s must not be negative")
 
     def to_dict(self) -> dict:
         d = asdict(self)

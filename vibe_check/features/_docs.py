@@ -74,8 +74,10 @@ def _intro(cfg: FeatureConfig) -> list[str]:
             f" (on). Other voices behind the speaker (babble) are not stationary, so the subtraction leaves them: "
             f"the speech is also kept within {cfg.speech_margin_s:g} s of its loud core, the first and last runs "
             f"(50 ms or longer) of frames within {cfg.speech_anchor_db:g} dB of the loud level (95th percentile). "
-            "Talkers 20 dB below the speaker in the lead-in and tail then stay out of the features; on clean "
-            "speech the bound only cuts breaths and clicks well before or after the sentence."
+            "Talkers 20 dB below the speaker in the lead-in and tail then stay out of the features. On the 1,200 "
+            "clean RAVDESS clips it shortens 30% of them (median 0.39 s: breaths, clicks, quiet onsets and "
+            "endings; in 8% the part cut holds 0.1 s or more of weak voicing) and cross-validated macro-F1 did "
+            "not fall (docs/experiments.md)."
             if cfg.speech_anchor_db is not None else " (off in this configuration).")
         ,
         f"3. **Level normalisation.** The clip is scaled so that its loud frames (95th percentile of the frame "
