@@ -78,8 +78,7 @@ def _intro(cfg: FeatureConfig) -> list[str]:
             "clean RAVDESS clips it shortens 30% of them (median 0.39 s: breaths, clicks, quiet onsets and "
             "endings; in 8% the part cut holds 0.1 s or more of weak voicing) and cross-validated macro-F1 did "
             "not fall (docs/experiments.md)."
-            if cfg.speech_anchor_db is not None else " (off in this configuration).")
-        ,
+            if cfg.speech_anchor_db is not None else " (off in this configuration)."),
         f"3. **Level normalisation.** The clip is scaled so that its loud frames (95th percentile of the frame "
         f"RMS level) sit at {REFERENCE_LEVEL_DB:g} dBFS, which makes every feature independent of the "
         "recording gain. The input level and a rough SNR are reported separately (`SignalInfo`), not as "

@@ -154,7 +154,8 @@ class FeatureExtractor:
             # Noise-only lead-in and tail (louder than the trim threshold in a noisy recording)
             # have dropped after the subtraction: trim them now.
             first, last = _spectral.speech_bounds(level, top_db=cfg.trim_top_db, core_db=cfg.speech_anchor_db,
-                                                  margin=int(round(cfg.speech_margin_s * sr / hop)))
+                                                  margin=int(round(cfg.speech_margin_s * sr / hop)),
+                                                  min_run=max(1, int(round(0.05 * sr / hop))))
             if last - first >= 10 and (first > 0 or last < level.size):
                 S, level = S[:, first:last], level[first:last]
                 speech = speech[first * hop : (last - 1) * hop + 1]

@@ -336,7 +336,7 @@ class CustomEmotionModel:
         Only for bundles trained with ``vibe-check train --speaker-normalize``. The references are
         *unlabelled* recordings of the same speaker, ideally a typical mix of their speech: the
         more the better (on RAVDESS, 4 random clips of a speaker gave 0.675 macro-F1, 8 gave
-        0.69, 16 about 0.71 and all ~59 0.73, against 0.660 for the model that needs none).
+        0.71, 16 0.72 and all ~59 0.735, against 0.671 for the model that needs none).
         References that are all calm, say, make every other clip look more aroused than it is
         (about 0.50). A reference that cannot be used is skipped with a warning.
 
