@@ -101,6 +101,10 @@ class ModelCV:
         return s["mean"], s["std"]
 
 
+#: Models by how long they take to fit, fastest first (the order training dispatches them in reverse).
+_FIT_COST_RANK = {name: rank for rank, name in enumerate(("lda", "logreg", "random_forest", "hist_gb", "gradient_boosting"))}
+
+
 def _fit_job(name, estimator, X, y, train, test, n_classes, fold, groups, originals):
     result, _ = fit_predict_fold(estimator, X, y, train, test, n_classes=n_classes, fold=fold, groups=groups,
                                  calibrate_on=originals)
@@ -110,7 +114,7 @@ def _fit_job(name, estimator, X, y, train, test, n_classes, fold, groups, origin
 def _refit_job(name, estimator, X, y, groups, originals):
     t0 = time.perf_counter()
     model = fit_clone(estimator, X, y, groups=groups, calibrate_on=originals)
-    return name, model, time.perf_counter() - t0
+    return name, (model, time.perf_counter() - t0)
 
 
 def _calibration_note(classifier) -> dict | None:
@@ -275,13 +279,24 @@ class EmotionTrainer(BaseEstimator):
         if group_of is not None:
             estimators = {m: GroupedClassifier(e, group_of) for m, e in estimators.items()}
 
-        jobs = [(name, est, fold, tr, te) for fold, (tr, te) in enumerate(folds) for name, est in estimators.items()]
-        bar = tqdm(total=len(jobs) + len(base), desc="training", unit="fit", disable=not self.progress)
+        # Every fold fit and every refit on all rows (each base model is refit, whichever is chosen)
+        # in one pool, the longest first: the workers then finish together instead of one idling
+        # while the other ends a boosting fit.
+        jobs = [(name, None) for name in estimators] + [(name, fold) for fold in range(len(folds)) for name in estimators]
+        jobs.sort(key=lambda job: (-_FIT_COST_RANK.get(job[0], len(_FIT_COST_RANK)), job[1] is not None))
+        calls = [delayed(_refit_job)(name, estimators[name], X, y_fit, groups, is_original) if fold is None else
+                 delayed(_fit_job)(name, estimators[name], X, y_fit, *folds[fold], n_classes, fold, groups, is_original)
+                 for name, fold in jobs]
+        bar = tqdm(total=len(jobs), desc="training", unit="fit", disable=not self.progress)
         results: dict[str, list[FoldResult]] = {m: [None] * len(folds) for m in base}
-        par = Parallel(n_jobs=self.n_jobs, return_as="generator_unordered")
-        for name, res in par(delayed(_fit_job)(n, e, X, y_fit, tr, te, n_classes, f, groups, is_original) for n, e, f, tr, te in jobs):
-            results[name][res.fold] = res
+        refits: dict[str, tuple] = {}
+        for name, out in Parallel(n_jobs=self.n_jobs, return_as="generator_unordered")(calls):
+            if isinstance(out, FoldResult):
+                results[name][out.fold] = out
+            else:
+                refits[name] = out
             bar.update(1)
+        bar.close()
 
         self.cv_results_ = {}
         meta_cols = [c for c in ("path", "file", "actor", "gender", "emotion", "intensity", "statement") if c in manifest]
@@ -297,16 +312,9 @@ class EmotionTrainer(BaseEstimator):
             self.ensemble_members_ = members
 
         self.best_model_ = self._select()
-        # Refit every base model on all data; the ensemble reuses the refit members unchanged.
-        self.estimators_ = {}
-        self.refit_seconds_ = {}
-        for name, model, secs in Parallel(n_jobs=self.n_jobs, return_as="generator_unordered")(
-            delayed(_refit_job)(n, e, X, y_fit, groups, is_original) for n, e in estimators.items()
-        ):
-            self.estimators_[name] = model
-            self.refit_seconds_[name] = secs
-            bar.update(1)
-        bar.close()
+        # Every base model refit on all data; the ensemble reuses the refit members unchanged.
+        self.estimators_ = {name: refits[name][0] for name in base}
+        self.refit_seconds_ = {name: refits[name][1] for name in base}
         if want_ensemble:
             members = [self.estimators_[m] for m in self.ensemble_members_]
             self.estimators_["ensemble"] = make_ensemble(members, self.ensemble_members_, prefit=True).fit(X, y_enc)
