@@ -140,8 +140,8 @@ class CustomEmotionModel:
     test_time_augmentation : bool, keyword-only
         Also classify speed copies of every clip (the speeds of the bundle's training copies,
         0.85x-1.15x by default) and average the log-probabilities. Each clip is still predicted
-        on its own. On RAVDESS it took the default LDA from 0.660 to 0.673 macro-F1 and
-        sentiment from 0.795 to 0.803, for 5 feature extractions per clip instead of one
+        on its own. On RAVDESS it took the default LDA from 0.671 to 0.686 macro-F1 and
+        sentiment from 0.794 to 0.811, for 5 feature extractions per clip instead of one
         (``python benchmarks/bench_test_time_augmentation.py``). Explanations describe the clip
         as recorded.
 
