@@ -152,7 +152,8 @@ class FeatureExtractor:
             level = _spectral.speech_level_db(S, noise, n_fft=n_fft)
             S = _spectral.subtract_noise(S, noise)
             # Noise-only lead-in and tail (louder than the trim threshold in a noisy recording)
-            # have dropped after the subtraction: trim them now.
+            # have dropped after the subtraction: trim them now. Other talkers are not stationary
+            # and do not drop, so the speech is also kept near its loud core.
             first, last = _spectral.speech_bounds(level, top_db=cfg.trim_top_db, core_db=cfg.speech_anchor_db,
                                                   margin=int(round(cfg.speech_margin_s * sr / hop)),
                                                   min_run=max(1, int(round(0.05 * sr / hop))))
