@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from vibe_check.features import build_manifest
-from vibe_check.training import DEFAULT_AUGMENTATIONS
+from vibe_check.training import DEFAULT_AUGMENTATIONS, EmotionTrainer
 from vibe_check.training._cli import augment_list
 
 
@@ -39,3 +39,14 @@ def corpus_manifest(args: argparse.Namespace) -> pd.DataFrame | None:
         return None
     return build_manifest(args.data_dir, None, n_jobs=args.n_jobs, cache_dir=args.cache_dir, progress=False,
                           augment=args.augment)
+
+
+def model_lists(spec: str) -> tuple[list[str], list[str]]:
+    """A ``--models`` value as (the models to score, the models to train).
+
+    A listed ensemble is the default one, so all the default models are trained for it (the
+    trainer alone would build an ensemble of the listed candidates, or of the base models
+    without the LDA). Nothing listed: train the defaults and score the one training picks.
+    """
+    models = [m for m in spec.split(",") if m]
+    return models, (models if models and "ensemble" not in models else list(EmotionTrainer().models))

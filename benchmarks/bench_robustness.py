@@ -16,7 +16,7 @@ from __future__ import annotations
 import sys
 import time
 
-from _corpus import corpus_manifest, corpus_parser
+from _corpus import corpus_manifest, corpus_parser, model_lists
 from vibe_check.training import EmotionTrainer
 from vibe_check.training._robustness import evaluate_robustness, format_robustness
 
@@ -29,8 +29,7 @@ def main(argv=None) -> int:
     manifest = corpus_manifest(args)
     if manifest is None:
         return 2
-    models = [m for m in args.models.split(",") if m]
-    trainer_models = models if models and "ensemble" not in models else EmotionTrainer().models
+    models, trainer_models = model_lists(args.models)
     trainer = EmotionTrainer(models=trainer_models, n_splits=args.folds, n_jobs=args.n_jobs).fit(manifest)
     table = evaluate_robustness(trainer, manifest, models or None, n_jobs=args.n_jobs, cache_dir=args.cache_dir)
     print(f"\n{trainer.data_summary_['n_files']} clips, {len(trainer.folds_)} speaker-independent folds, training augmentation: {', '.join(args.augment) or 'none'}")

@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from _corpus import corpus_manifest, corpus_parser
+from _corpus import corpus_manifest, corpus_parser, model_lists
 from vibe_check.training import EmotionTrainer, evaluate_test_time_augmentation
 
 
@@ -50,10 +50,10 @@ def main(argv=None) -> int:
     manifest = corpus_manifest(args)
     if manifest is None:
         return 2
-    models = [m for m in args.models.split(",") if m]
+    models, trainer_models = model_lists(args.models)
     print(f"{'task':<10} {'model':<10} {'clip alone':>15} {'with speed copies':>19} {'folds better':>13}")
     for task in [t for t in args.tasks.split(",") if t]:
-        trainer = EmotionTrainer(task=task, models=models, n_splits=args.folds, n_jobs=args.n_jobs).fit(manifest)
+        trainer = EmotionTrainer(task=task, models=trainer_models, n_splits=args.folds, n_jobs=args.n_jobs).fit(manifest)
         table = evaluate_test_time_augmentation(trainer, manifest, models)
         for r in table.itertuples():
             print(f"{task:<10} {r.model:<10} {r.macro_f1_mean:>7.3f} ± {r.macro_f1_std:.3f} "
