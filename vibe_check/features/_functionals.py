@@ -104,3 +104,16 @@ def _summarize_dense(x: np.ndarray, t: np.ndarray, names: tuple[str, ...]) -> np
         cols["slope"] = centred @ tc / denom if denom > 0 else np.zeros(len(x))
     cols.update(mean=mean, std=std)
     return np.stack([cols[n] for n in names], axis=1)
+
+
+def runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(start, stop) of each run of True values in a frame mask (pauses, voiced segments, speech).
+
+    Examples
+    --------
+    >>> runs(np.array([0, 1, 1, 0, 1], bool))
+    [(1, 3), (4, 5)]
+    """
+    padded = np.concatenate([[False], mask, [False]]).astype(np.int8)
+    edges = np.flatnonzero(np.diff(padded))
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2])]

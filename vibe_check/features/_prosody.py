@@ -16,7 +16,7 @@ import scipy.fft
 from scipy.ndimage import median_filter
 from scipy.signal import find_peaks
 
-from ._functionals import FUNCTIONALS, summarize
+from ._functionals import FUNCTIONALS, runs, summarize
 
 __all__ = [
     "pitch_track",
@@ -91,13 +91,6 @@ def pitch_track(
         f0 = f0.copy()
         f0[voiced] = np.exp(median_filter(np.log(f0[voiced]), size=5, mode="nearest"))
     return f0, strength, voiced
-
-
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """(start, stop) of each run of True values."""
-    padded = np.concatenate([[False], mask, [False]]).astype(np.int8)
-    edges = np.flatnonzero(np.diff(padded))
-    return list(zip(edges[::2], edges[1::2]))
 
 
 def _consecutive_voiced_pairs(voiced: np.ndarray) -> np.ndarray:
@@ -232,8 +225,8 @@ def timing_features(
     n = level_db.size
     duration = n / rate if duration is None else duration
     pause = level_db < np.percentile(level_db, 95) - 30.0
-    pauses = [(a, b) for a, b in _runs(pause) if (b - a) / rate >= 0.1]
-    segs = _runs(voiced)
+    pauses = [(a, b) for a, b in runs(pause) if (b - a) / rate >= 0.1]
+    segs = runs(voiced)
     smooth = np.convolve(level_db, np.hanning(7) / np.hanning(7).sum(), mode="same")
     peaks, _ = find_peaks(smooth, prominence=3.0, distance=max(1, int(0.1 * rate)))
     return {

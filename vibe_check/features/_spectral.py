@@ -13,7 +13,7 @@ from functools import lru_cache
 import librosa
 import numpy as np
 
-from ._functionals import FUNCTIONALS, SHORT_FUNCTIONALS, summarize
+from ._functionals import FUNCTIONALS, SHORT_FUNCTIONALS, runs, summarize
 
 __all__ = [
     "power_spectrogram",
@@ -122,11 +122,9 @@ def speech_bounds(level: np.ndarray, *, top_db: float = 35.0, core_db: float | N
     loud = np.flatnonzero(level > level.max() - top_db)
     first, last = int(loud[0]), int(loud[-1]) + 1
     if core_db is not None:
-        core = np.concatenate([[0], (level > np.percentile(level, 95) - core_db).astype(np.int8), [0]])
-        edges = np.flatnonzero(np.diff(core))
-        runs = [(a, b) for a, b in zip(edges[::2], edges[1::2]) if b - a >= min_run]
-        if runs:
-            first, last = max(first, int(runs[0][0]) - margin), min(last, int(runs[-1][1]) + margin)
+        core = [(a, b) for a, b in runs(level > np.percentile(level, 95) - core_db) if b - a >= min_run]
+        if core:
+            first, last = max(first, core[0][0] - margin), min(last, core[-1][1] + margin)
     return first, last
 
 
