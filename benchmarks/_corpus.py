@@ -45,8 +45,9 @@ def model_lists(spec: str) -> tuple[list[str], list[str]]:
     """A ``--models`` value as (the models to score, the models to train).
 
     A listed ensemble is the default one, so all the default models are trained for it (the
-    trainer alone would build an ensemble of the listed candidates, or of the base models
-    without the LDA). Nothing listed: train the defaults and score the one training picks.
+    trainer alone would soft-vote the listed candidates when two or more are listed, as in
+    ``--models logreg,lda,ensemble``). Nothing listed: train the defaults and score the one
+    training picks.
     """
     models = [m for m in spec.split(",") if m]
     return models, (models if models and "ensemble" not in models else list(EmotionTrainer().models))

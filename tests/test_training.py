@@ -161,6 +161,20 @@ def test_ensemble_is_the_mean_of_its_members(trained_models):
     np.testing.assert_allclose(trainer.estimators_["ensemble"].predict_proba(X), np.mean(members, axis=0), atol=1e-9)
 
 
+@pytest.mark.parametrize("models", [["ensemble"], ["logreg", "ensemble"]])
+def test_an_ensemble_listed_with_too_few_members_is_the_default_one(trained_models, models):
+    """Fewer than two models to vote over: the ensemble is the default one, the LDA included."""
+    trainer = EmotionTrainer(models=models, n_splits=3, model_params=SMALL).fit(trained_models["manifest"])
+    assert trainer.ensemble_members_ == trained_models["trainer"].ensemble_members_
+    assert "lda" in trainer.ensemble_members_
+
+
+def test_an_ensemble_votes_over_the_listed_models(trained_models):
+    trainer = EmotionTrainer(models=["logreg", "lda", "ensemble"], n_splits=3).fit(trained_models["manifest"])
+    assert trainer.ensemble_members_ == ["logreg", "lda"]
+    assert set(trainer.cv_results_) == {"logreg", "lda", "ensemble"}
+
+
 def test_bundles_on_disk(trained_models):
     out = trained_models["dir"]
     trainer = trained_models["trainer"]

@@ -37,7 +37,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sentiment-direct", action="store_true",
                         help="with --task sentiment: fit the 3 classes directly instead of reading them off emotion models")
     parser.add_argument("--models", type=_csv, default=list(DEFAULT_MODELS),
-                        help=f"comma-separated, from {','.join(MODEL_NAMES)} (default: {','.join(DEFAULT_MODELS)})")
+                        help=f"comma-separated, from {','.join(MODEL_NAMES)} (default: {','.join(DEFAULT_MODELS)}); 'ensemble' "
+                             "soft-votes the listed models, or the default four when fewer than two are listed")
     parser.add_argument("--augment", type=augment_list, default=list(DEFAULT_AUGMENTATIONS),
                         help=f"augmented copies of the training folds' clips, comma-separated from {','.join(AUGMENTATIONS)}, "
                              f"or 'none' (default: {','.join(DEFAULT_AUGMENTATIONS)}); scores are always on original clips")

@@ -137,7 +137,8 @@ class EmotionTrainer(BaseEstimator):
         neutral = neutral, calm; negative = sad, angry, fearful, disgust).
     models : sequence of str
         Names from :data:`~vibe_check.training.MODEL_NAMES`; ``"ensemble"`` soft-votes the
-        base models that are also listed (all three base models when none is).
+        listed models it can combine (``logreg``, ``lda``, ``random_forest``, ``hist_gb``), or,
+        when fewer than two of them are listed, all four, as the default ensemble does.
     n_splits : int
         Speaker-grouped folds.
     random_state : int
@@ -216,7 +217,9 @@ class EmotionTrainer(BaseEstimator):
         want_ensemble = "ensemble" in names
         base = [m for m in names if m != "ensemble"]
         if want_ensemble and len([m for m in base if m in ENSEMBLE_CANDIDATES]) < 2:
-            base = list(dict.fromkeys([*base, *BASE_MODELS]))
+            # Too few listed to vote: the ensemble is the default one (the LDA included), so that
+            # ``--models ensemble`` scores the same ensemble as a default run.
+            base = list(dict.fromkeys([*base, *(m for m in DEFAULT_MODELS if m in ENSEMBLE_CANDIDATES)]))
         return base, want_ensemble
 
     def fit(self, manifest: pd.DataFrame, y=None) -> "EmotionTrainer":
