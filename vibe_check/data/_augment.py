@@ -17,7 +17,6 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import soxr
-from scipy.signal import butter, sosfiltfilt
 
 __all__ = [
     "AUGMENTATIONS",
@@ -105,6 +104,8 @@ def babble_noise(sources: Sequence[np.ndarray], n: int, rng: np.random.Generator
 
 def telephone_band(y: np.ndarray, sr: int, *, low: float = 300.0, high: float = 3400.0, out_sr: int = 8000) -> tuple[np.ndarray, int]:
     """A telephone channel: band-pass ``low``-``high`` Hz (6th-order Butterworth), resampled to ``out_sr``."""
+    from scipy.signal import butter, sosfiltfilt  # here, not at the top: 1 s of import for every CLI command
+
     sos = butter(6, [low, min(high, 0.45 * sr)], btype="bandpass", fs=sr, output="sos")
     band = sosfiltfilt(sos, np.asarray(y, dtype=np.float64))
     return soxr.resample(band, sr, out_sr).astype(np.float32), out_sr

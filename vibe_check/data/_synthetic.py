@@ -34,7 +34,6 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 from scipy.ndimage import uniform_filter1d
-from scipy.signal import butter, lfilter, sosfilt
 
 from ._ravdess import EMOTIONS, scan_dataset
 
@@ -407,6 +406,8 @@ def _noise_band_sos(kind: str, sr: int) -> np.ndarray:
     lo, hi = {"fric": (3800.0, 7500.0), "stop": (1500.0, 6000.0), "weak": (1000.0, 5000.0)}[kind]
     hi = min(hi, 0.45 * sr)
     lo = min(lo, 0.6 * hi)
+    from scipy.signal import butter  # scipy.signal is imported where used: it costs every CLI command 1 s
+
     return butter(2, [lo, hi], btype="bandpass", fs=sr, output="sos")
 
 
@@ -422,6 +423,8 @@ def _raised_cosine_envelope(n: int, attack: int, release: int) -> np.ndarray:
 
 def _consonants(sylls: list[_Syllable], n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
     """Unvoiced noise for every onset consonant: a closure then a burst for stops, frication else."""
+    from scipy.signal import sosfilt
+
     out = np.zeros(n)
     for s in sylls:
         if s.consonant == "none":
@@ -445,6 +448,8 @@ def _vocal_tract(
     source: np.ndarray, sylls: list[_Syllable], speaker: SyntheticSpeaker, p: _Profile, sr: int
 ) -> np.ndarray:
     """Filter the voiced signal through each vowel used and cross-fade between them."""
+    from scipy.signal import sosfilt
+
     n = source.size
     half = max(2, int(0.025 * sr))  # cross-fade half-width
     size = 2 * half + 1
@@ -543,6 +548,8 @@ def synthesize_utterance(
     voice, flow = _glottal_source(f0, creak, p, sr, rng)
     # Spectral tilt: a one-pole low-pass, strong for a soft dark voice, light for a pressed one.
     a = float(np.clip(0.5 - 0.4 * p.bright, 0.02, 0.9))
+    from scipy.signal import lfilter
+
     voice = lfilter([1.0 - a], [1.0, -a], voice)
     aspiration = np.diff(rng.standard_normal(n_speech + 1)) * (0.3 + flow)  # pitch-synchronous
     voice_rms = np.sqrt(np.mean(voice**2)) + 1e-12
