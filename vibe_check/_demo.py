@@ -18,6 +18,10 @@ import numpy as np
 
 __all__ = ["run_demo", "add_demo_arguments"]
 
+#: The script recorded as the command of every bundle the demo saves; it tells the demo's own
+#: bundles (which it may replace) from bundles trained on real data (which it must not).
+DEMO_SCRIPT = "demo_custom_models.py"
+
 
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output-dir", default="models/custom", help="bundles and report (default: %(default)s)")
@@ -27,6 +31,35 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-jobs", type=int, default=2, help="parallel workers (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     parser.add_argument("--no-report", action="store_true", help="skip SHAP plots and the HTML report")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace bundles in --output-dir that the demo did not train (refused by default)")
+
+
+def _demo_command(args: argparse.Namespace) -> str:
+    """The command line that reproduces this run, recorded in every bundle the demo saves."""
+    argv = [DEMO_SCRIPT, "--output-dir", str(args.output_dir), "--data-dir", str(args.data_dir),
+            "--speakers", str(args.speakers), "--takes", str(args.takes), "--n-jobs", str(args.n_jobs),
+            "--seed", str(args.seed)] + (["--no-report"] if args.no_report else [])
+    return " ".join(shlex.quote(a) for a in argv)
+
+
+def foreign_bundles(directory: str | Path) -> dict[Path, str]:
+    """Bundles in ``directory`` that the demo did not train, with the command that did.
+
+    A bundle whose metadata is missing or unreadable counts as foreign: the demo cannot tell
+    who made it, so it must not replace it.
+    """
+    from .models import read_bundle_metadata
+
+    found = {}
+    for path in sorted([*Path(directory).glob("*.pkl"), *Path(directory).glob("*.skops")]):
+        try:
+            command = str(read_bundle_metadata(path).get("command", ""))
+        except Exception:  # missing or broken sidecar: unknown origin
+            command = ""
+        if command.split(" ", 1)[0] != DEMO_SCRIPT:
+            found[path] = command or "unknown (no readable metadata)"
+    return found
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -45,7 +78,15 @@ def run_demo(args: argparse.Namespace) -> int:
 
     out, data_dir = Path(args.output_dir), Path(args.data_dir)
     held_out = (args.speakers + 1, args.speakers + 2)
-    command = " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).name, *sys.argv[1:]])
+    command = _demo_command(args)
+    foreign = {} if getattr(args, "overwrite", False) else foreign_bundles(out)
+    if foreign:
+        # Bundles trained on real data take minutes to remake; the demo's take a minute.
+        listed = "; ".join(f"{p.name} (made by: {c})" for p, c in list(foreign.items())[:3])
+        print(f"{out}/ holds {len(foreign)} bundle(s) the demo did not train: {listed}. The demo would replace "
+              f"them with models of generated speech. Run it with --output-dir models/demo, or pass --overwrite.",
+              file=sys.stderr)
+        return 2
 
     print(f"1. generating emotional speech: {args.speakers + 2} synthetic speakers x 8 emotions -> {data_dir}")
     corpus = generate_corpus(data_dir, n_speakers=args.speakers + 2, takes=args.takes, seed=args.seed, n_jobs=args.n_jobs)
