@@ -127,6 +127,17 @@ def test_healthz(client):
     assert r.status_code == 200 and r.json()["status"] == "ok"
 
 
+def test_probes_and_the_page_answer_head_requests(client):
+    """Uptime probes and ``curl -I`` send HEAD: the same status and headers as GET, no body."""
+    from vibe_check.serving._app import STATIC_DIR
+
+    paths = ["/healthz", "/readyz"] + (["/"] if (STATIC_DIR / "index.html").is_file() else [])
+    for path in paths:
+        head, get = client.head(path), client.get(path)
+        assert head.status_code == get.status_code == 200, path
+        assert head.headers["content-type"] == get.headers["content-type"] and head.content == b"", path
+
+
 def test_readyz_before_and_after_loading(trained_models):
     app = create_app(trained_models["best"], settings=make_settings())
     idle = TestClient(app)  # no lifespan yet: nothing has started loading the bundle

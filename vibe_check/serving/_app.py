@@ -289,11 +289,12 @@ def create_app(model_or_path, *, settings: ServeSettings | None = None) -> FastA
         n_errors = sum("error" in item for item in results)
         return {"results": results, "n_ok": len(results) - n_errors, "n_errors": n_errors}
 
-    @app.get("/healthz", summary="The process is alive")
+    # GET and HEAD: uptime probes and `curl -I` send HEAD, which FastAPI answers with 405 by default.
+    @app.api_route("/healthz", methods=["GET", "HEAD"], summary="The process is alive")
     async def healthz():
         return {"status": "ok", "version": __version__}
 
-    @app.get("/readyz", summary="The model is loaded")
+    @app.api_route("/readyz", methods=["GET", "HEAD"], summary="The model is loaded")
     async def readyz():
         model = service.require_ready()
         return {"status": "ready", "model": getattr(model, "name", None)}
@@ -311,11 +312,11 @@ def create_app(model_or_path, *, settings: ServeSettings | None = None) -> FastA
         return Response(generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     # "/" belongs to the web page another module installs under static/; serve it only if present.
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def index():
         return _static_file("index.html")
 
-    @app.get("/static/{name:path}", include_in_schema=False)
+    @app.api_route("/static/{name:path}", methods=["GET", "HEAD"], include_in_schema=False)
     async def static(name: str):
         return _static_file(name)
 
