@@ -384,10 +384,10 @@ def test_client_leaving_mid_upload_is_counted_not_answered(model):
 
 
 def test_unexpected_exception_is_500_and_counted(model, clips):
-    def broken(X):
+    def broken(rows):
         raise RuntimeError("boom")
 
-    app = create_app(_Proxy(model, predict_proba_features=broken), settings=make_settings())
+    app = create_app(_Proxy(model, clip_proba=broken), settings=make_settings())
     with TestClient(app, raise_server_exceptions=False) as c:
         for _ in range(2):
             error = assert_error(c.post("/predict", content=clips["angry"], headers={"content-type": "audio/wav"}),
@@ -411,9 +411,9 @@ def test_saturated_pool_is_503_and_recovers(model, clips):
         if threading.current_thread().name.startswith("vibe-check-worker"):
             entered.set()
             release.wait(10)
-        return model.features(y)
+        return model.clip_rows(y)
 
-    app = create_app(_Proxy(model, features=slow_features), settings=make_settings(workers=1, queue_size=0))
+    app = create_app(_Proxy(model, clip_rows=slow_features), settings=make_settings(workers=1, queue_size=0))
     with TestClient(app) as c:
         first = {}
         worker = threading.Thread(target=lambda: first.update(r=c.post("/predict", content=clips["angry"],
@@ -438,9 +438,9 @@ def test_saturated_pool_is_503_and_recovers(model, clips):
 def test_slow_prediction_is_504(model, clips):
     def slow_features(y):
         time.sleep(0.6)
-        return model.features(y)
+        return model.clip_rows(y)
 
-    app = create_app(_Proxy(model, features=slow_features), settings=make_settings(request_timeout_s=0.2))
+    app = create_app(_Proxy(model, clip_rows=slow_features), settings=make_settings(request_timeout_s=0.2))
     with TestClient(app) as c:
         error = assert_error(c.post("/predict", content=clips["angry"], headers={"content-type": "audio/wav"}),
                              504, "RequestTimeoutError")

@@ -127,3 +127,56 @@ def test_evaluate_a_bundle_with_test_time_augmentation(tta_bundle, trained_model
     assert m["accuracy"] == pytest.approx(float(np.mean(model.predict(files) == truth)))
     with pytest.raises(BundleError, match="speed-perturbed"):
         evaluate_bundle(trained_models["best"], corpus, cache_dir=tmp_path / "cache", test_time_augmentation=True)
+
+
+def test_clip_rows_and_clip_proba_are_the_stages_of_a_prediction(tta_bundle, trained_models):
+    _, _, bundle = tta_bundle
+    model = CustomEmotionModel(bundle, test_time_augmentation=True)
+    path = trained_models["manifest"]["path"].iloc[0]
+    y = model.decode(path)
+    rows, info = model.clip_rows(y)
+    assert rows.shape == (3, len(model.feature_names))
+    np.testing.assert_array_equal(rows[0], model.features(y)[0])
+    np.testing.assert_allclose(model.clip_proba(rows), model.predict_proba([path])[0], atol=1e-12)
+    plain = CustomEmotionModel(bundle)
+    assert plain.clip_rows(y)[0].shape == (1, len(model.feature_names))
+
+
+def test_the_service_can_classify_with_speed_copies(tta_bundle, trained_models, tmp_path):
+    pytest.importorskip("fastapi", reason="serving needs the 'serve' extra")
+    pytest.importorskip("multipart", reason="serving needs python-multipart")
+    import time
+    from pathlib import Path
+
+    from fastapi.testclient import TestClient
+
+    from vibe_check.serving import ServeSettings, create_app
+    from vibe_check.serving._cli import settings_from_args
+
+    _, _, bundle = tta_bundle
+    path = trained_models["manifest"]["path"].iloc[0]
+    expected = CustomEmotionModel(bundle, test_time_augmentation=True).predict_emotion_from_file(path)
+    app = create_app(bundle, settings=ServeSettings(test_time_augmentation=True, drift=False))
+    with TestClient(app) as client:
+        deadline = time.monotonic() + 30
+        while client.get("/readyz").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert client.get("/model").json()["test_time_speeds"] == [0.9, 1.1]
+        r = client.post("/predict", content=Path(path).read_bytes(), headers={"content-type": "audio/wav"})
+        assert r.status_code == 200, r.text
+        got = r.json()["probabilities"]
+        assert got == pytest.approx(expected["probabilities"], abs=1e-9)
+    # A bundle trained without speed copies cannot be served so: /readyz says why.
+    app = create_app(trained_models["best"], settings=ServeSettings(test_time_augmentation=True, drift=False))
+    with TestClient(app) as client:
+        deadline = time.monotonic() + 30
+        while app.state.service.load_error is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        r = client.get("/readyz")
+        assert r.status_code == 503 and "speed-perturbed" in r.json()["error"]["message"]
+    with pytest.raises(ValueError, match="loaded without it"):
+        create_app(CustomEmotionModel(bundle), settings=ServeSettings(test_time_augmentation=True))
+    from vibe_check.cli import build_parser
+
+    args = build_parser(["serve"]).parse_args(["serve", "--model", str(bundle), "--test-time-augmentation"])
+    assert settings_from_args(args).test_time_augmentation is True

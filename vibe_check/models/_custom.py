@@ -311,6 +311,34 @@ class CustomEmotionModel:
         vector, info = self.extractor.extract_prepared(y)
         return self._relative_to_speaker(vector), info
 
+    def clip_rows(self, y: np.ndarray) -> tuple[np.ndarray, SignalInfo]:
+        """Stage 2 as the model classifies a clip: its feature row, then one row per test-time
+        speed copy of it (none without test-time augmentation), and the clip's signal facts.
+
+        :meth:`clip_proba` turns the rows into the clip's probabilities; the first row is what
+        :meth:`features` returns.
+
+        Examples
+        --------
+        >>> rows, info = model.clip_rows(model.decode("clip.wav"))  # doctest: +SKIP
+        >>> rows.shape  # with test_time_augmentation=True: the clip and its 4 speed copies
+        (5, 821)
+        """
+        self._check_speaker_reference()
+        rows, info = _clip_rows(self.extractor, y, self.test_time_speeds)
+        return self._relative_to_speaker(rows), info
+
+    def clip_proba(self, rows: np.ndarray) -> np.ndarray:
+        """Stage 3 for the rows of one clip (:meth:`clip_rows`): its class probabilities, the
+        normalised geometric mean over the clip and its speed copies; shape ``(n_classes,)``.
+
+        Examples
+        --------
+        >>> model.clip_proba(model.clip_rows(model.decode("clip.wav"))[0]).sum()  # doctest: +SKIP
+        1.0
+        """
+        return self._proba_of_items([np.atleast_2d(rows)])[0]
+
     # -- speaker-normalised mode -------------------------------------------------------------------
     def _check_speaker_reference(self) -> None:
         if self.speaker_normalized and self.speaker_mean_ is None:

@@ -26,6 +26,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--drift-window", type=int, help=f"recent requests compared with the training data for drift (default: {d.drift_window})")
     parser.add_argument("--shap-fraction", type=float, help=f"share of requests whose SHAP values are monitored, 0 disables (default: {d.shap_fraction:g})")
     parser.add_argument("--no-drift", action="store_true", help="turn off drift, input and SHAP monitoring")
+    parser.add_argument("--test-time-augmentation", action="store_true",
+                        help="classify every clip with speed copies of itself: more accurate, ~5x the feature time")
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
                         help="uvicorn log level (default: %(default)s)")
     parser.epilog = "Every option can also be set with a VIBE_CHECK_<SETTING> environment variable (e.g. VIBE_CHECK_WORKERS=4)."
@@ -39,6 +41,7 @@ def settings_from_args(args: argparse.Namespace) -> ServeSettings:
         max_audio_seconds=args.max_audio_seconds, request_timeout_s=args.timeout,
         drift_window=getattr(args, "drift_window", None), shap_fraction=getattr(args, "shap_fraction", None),
         drift=False if getattr(args, "no_drift", False) else None,
+        test_time_augmentation=True if getattr(args, "test_time_augmentation", False) else None,
     )
 
 
@@ -69,7 +72,8 @@ def run_serve(args: argparse.Namespace) -> int:
         return 2
     try:
         # Loaded before the server starts, so a bad bundle fails the command at once with its reason.
-        model = CustomEmotionModel(args.model, max_duration=settings.max_audio_seconds)
+        model = CustomEmotionModel(args.model, max_duration=settings.max_audio_seconds,
+                                   test_time_augmentation=settings.test_time_augmentation)
     except (VibeCheckError, OSError) as exc:
         print(f"error: cannot serve {args.model}: {exc}", file=sys.stderr)
         return 1

@@ -101,6 +101,9 @@ class EmotionService:
         if isinstance(model_or_path, (str, os.PathLike)):
             self.bundle_path = Path(model_or_path)
         else:
+            if settings.test_time_augmentation and not getattr(model_or_path, "test_time_speeds", ()):
+                raise ValueError("the settings ask for test-time augmentation, but the model given was loaded without it: "
+                                 "CustomEmotionModel(path, test_time_augmentation=True)")
             self._set_model(model_or_path)
         self._executor: ThreadPoolExecutor | None = None
         self._executor_lock = threading.Lock()
@@ -138,7 +141,8 @@ class EmotionService:
         try:
             from ..models._custom import CustomEmotionModel
 
-            model = CustomEmotionModel(self.bundle_path, max_duration=self.settings.max_audio_seconds)
+            model = CustomEmotionModel(self.bundle_path, max_duration=self.settings.max_audio_seconds,
+                                       test_time_augmentation=self.settings.test_time_augmentation)
             if model.speaker_normalized:
                 raise SpeakerReferenceError(
                     f"{self.bundle_path.name} is speaker-normalised: it needs reference clips of each speaker, which "
@@ -161,8 +165,8 @@ class EmotionService:
 
             sr = int(model.extractor.config.sample_rate)
             y = synthesize_utterance("neutral", sr=sr, duration=1.0, seed=0)
-            vector, _ = model.features(y)
-            model.predict_proba_features(np.asarray(vector)[None, :])
+            rows, _ = model.clip_rows(y)
+            model.clip_proba(rows)
             if hasattr(model, "explain"):
                 model.explain((y, sr), top_k=1)
         except Exception as exc:
@@ -258,11 +262,11 @@ class EmotionService:
             y = model.decode(data)
         self._check_duration(y.size / float(model.extractor.config.sample_rate))
         with t("features"):
-            vector, info = model.features(y)
+            rows, info = model.clip_rows(y)  # with test-time augmentation, also its speed copies
         if self.drift is not None:
-            self.drift.observe(vector, info)
+            self.drift.observe(rows[0], info)  # the clip as recorded, as the training rows were
         with t("model"):
-            proba = np.asarray(model.predict_proba_features(np.asarray(vector)[None, :]))[0]
+            proba = np.asarray(model.clip_proba(rows))
         result = to_json(model.result_from_proba(proba, info))
         self.metrics.record_prediction(str(result["emotion"]), float(result["confidence"]), float(result.get("duration_s") or 0.0))
         if explain_top_k is not None:

@@ -48,6 +48,11 @@ class ServeSettings:
         Recent requests the drift monitor compares with the training data.
     shap_fraction : float
         Share of requests whose SHAP values feed ``vibe_check_shap_*`` (0 disables).
+    test_time_augmentation : bool
+        Classify every clip together with speed copies of itself (see
+        :class:`~vibe_check.models.CustomEmotionModel`): better on unseen speakers (RAVDESS
+        sentiment 0.811 against 0.794 macro-F1) for about 5x the feature time per request.
+        Applies to a bundle the service loads from a path.
 
     Examples
     --------
@@ -69,6 +74,7 @@ class ServeSettings:
     drift: bool = True
     drift_window: int = 500
     shap_fraction: float = 0.1
+    test_time_augmentation: bool = False
 
     def __post_init__(self) -> None:
         problems = []
