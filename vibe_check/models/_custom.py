@@ -321,8 +321,10 @@ class CustomEmotionModel:
         Examples
         --------
         >>> rows, info = model.clip_rows(model.decode("clip.wav"))  # doctest: +SKIP
-        >>> rows.shape  # with test_time_augmentation=True: the clip and its 4 speed copies
+        >>> rows.shape  # doctest: +SKIP
         (5, 821)
+
+        With ``test_time_augmentation=True`` and the default training: the clip and its 4 speed copies.
         """
         self._check_speaker_reference()
         rows, info = _clip_rows(self.extractor, y, self.test_time_speeds)
