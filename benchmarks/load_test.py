@@ -11,6 +11,7 @@ Usage::
     python benchmarks/load_test.py --model models/custom/best_emotion_model.pkl
     python benchmarks/load_test.py --url http://127.0.0.1:8000   # a service already running
     python benchmarks/load_test.py --requests 200 --tracking both  # drift/SHAP monitoring on vs off (default)
+    python benchmarks/load_test.py --model models/custom/best_emotion_model.pkl --test-time-augmentation
 
 Traffic goes to 127.0.0.1 (or the ``--url`` given) only; the run is bounded by ``--requests``
 and ``--deadline``.
@@ -144,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-audio-seconds", type=float, default=10.0, help="limit of a started service (default: %(default)s)")
     p.add_argument("--deadline", type=float, default=600.0, help="stop sending after this many seconds (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--test-time-augmentation", action="store_true",
+                   help="start the service with --test-time-augmentation (the bundle must have speed copies)")
     p.add_argument("--tracking", choices=["on", "off", "both"], default="both",
                    help="drift/SHAP monitoring of a started service; 'both' runs the test twice and compares (default: %(default)s)")
     args = p.parse_args(argv)
@@ -175,7 +178,8 @@ def run_once(args, model: Path | None, *, tracking: bool) -> dict:
         else:
             port = free_port()
             url = f"http://127.0.0.1:{port}"
-            proc = start_service(model, port, args.max_audio_seconds, args.workers, () if tracking else ("--no-drift",))
+            extra = (() if tracking else ("--no-drift",)) + (("--test-time-augmentation",) if args.test_time_augmentation else ())
+            proc = start_service(model, port, args.max_audio_seconds, args.workers, extra)
             wait_ready(url, proc)
         info = httpx.get(f"{url}/model", timeout=10).json()
         max_seconds = float(info.get("limits", {}).get("max_audio_seconds", args.max_audio_seconds))

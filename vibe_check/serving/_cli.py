@@ -27,7 +27,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shap-fraction", type=float, help=f"share of requests whose SHAP values are monitored, 0 disables (default: {d.shap_fraction:g})")
     parser.add_argument("--no-drift", action="store_true", help="turn off drift, input and SHAP monitoring")
     parser.add_argument("--test-time-augmentation", action="store_true",
-                        help="classify every clip with speed copies of itself: more accurate, ~5x the feature time")
+                        help="classify every clip with speed copies of itself: more accurate, about 6x the feature time")
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
                         help="uvicorn log level (default: %(default)s)")
     parser.epilog = "Every option can also be set with a VIBE_CHECK_<SETTING> environment variable (e.g. VIBE_CHECK_WORKERS=4)."

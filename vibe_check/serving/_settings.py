@@ -51,7 +51,8 @@ class ServeSettings:
     test_time_augmentation : bool
         Classify every clip together with speed copies of itself (see
         :class:`~vibe_check.models.CustomEmotionModel`): better on unseen speakers (RAVDESS
-        sentiment 0.811 against 0.794 macro-F1) for about 5x the feature time per request.
+        sentiment 0.811 against 0.794 macro-F1) for about 6x the feature time per request
+        (``benchmarks/load_test.py --test-time-augmentation``).
         Applies to a bundle the service loads from a path.
 
     Examples
