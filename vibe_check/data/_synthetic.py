@@ -516,6 +516,8 @@ def synthesize_utterance(
     >>> bool((y == synthesize_utterance("angry", speaker=2, seed=1)).all())
     True
     """
+    from scipy.signal import lfilter  # imported where used, as in the filters above
+
     emo = _emotion_name(emotion)
     sr = _check_sr(sr)
     intensity = {"01": "normal", "02": "strong"}.get(str(intensity), str(intensity).lower())
@@ -548,8 +550,6 @@ def synthesize_utterance(
     voice, flow = _glottal_source(f0, creak, p, sr, rng)
     # Spectral tilt: a one-pole low-pass, strong for a soft dark voice, light for a pressed one.
     a = float(np.clip(0.5 - 0.4 * p.bright, 0.02, 0.9))
-    from scipy.signal import lfilter
-
     voice = lfilter([1.0 - a], [1.0, -a], voice)
     aspiration = np.diff(rng.standard_normal(n_speech + 1)) * (0.3 + flow)  # pitch-synchronous
     voice_rms = np.sqrt(np.mean(voice**2)) + 1e-12

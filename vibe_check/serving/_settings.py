@@ -53,7 +53,7 @@ class ServeSettings:
         :class:`~vibe_check.models.CustomEmotionModel`): better on unseen speakers (RAVDESS
         sentiment 0.811 against 0.794 macro-F1) for about 6x the feature time per request
         (``benchmarks/load_test.py --test-time-augmentation``).
-        Applies to a bundle the service loads from a path.
+        A model given already loaded keeps its own option, and must have it when this is set.
 
     Examples
     --------
