@@ -319,6 +319,9 @@ def test_model_explain_and_cli(trained_models, capsys):
     assert f"-- towards {out['predicted']} --" in text and out["towards"][0]["name"] in text
     assert main(["explain", "--model", str(trained_models["best"]), str(wav), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["predicted"] == out["predicted"]
+    assert main(["explain", "--model", str(trained_models["best"]), str(wav.parent), "--json"]) == 0
+    by_file = json.loads(capsys.readouterr().out)  # a folder: every audio file in it
+    assert len(by_file) == len(list(wav.parent.glob("*.wav"))) and by_file[str(wav)]["predicted"] == out["predicted"]
 
 
 # -- plots and report -----------------------------------------------------------------------------

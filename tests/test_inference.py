@@ -428,6 +428,24 @@ def test_cli_json_and_errors(trained_models, clips, tmp_path, capsys):
     assert "AudioDecodeError" in capsys.readouterr().out
 
 
+def test_cli_takes_folders_of_audio(trained_models, clips, tmp_path, capsys):
+    folder = tmp_path / "recordings"
+    (folder / "day2").mkdir(parents=True)
+    (folder / "a.wav").write_bytes(clips["angry"][0].read_bytes())
+    (folder / "day2" / "b.wav").write_bytes(clips["sad"][0].read_bytes())
+    (folder / "notes.txt").write_text("not audio: left out")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["predict", "--json", "--model", str(trained_models["best"]), str(folder)]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["file"] for r in rows] == [str(folder / "a.wav"), str(folder / "day2" / "b.wav")]
+    assert all("emotion" in r for r in rows)
+    assert main(["predict", "--model", str(trained_models["best"]), str(folder), str(empty)]) == 1
+    captured = capsys.readouterr()
+    assert f"no audio files (.wav, .flac, .ogg, .mp3) under {empty}" in captured.err
+    assert str(folder / "day2" / "b.wav") in captured.out
+
+
 def test_cli_bad_model(tmp_path, clips, capsys):
     assert main(["predict", "--model", str(tmp_path / "none.pkl"), str(clips["angry"][0])]) == 1
     assert "no bundle" in capsys.readouterr().err

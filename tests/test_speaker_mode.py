@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -146,6 +147,11 @@ def test_cli_predict_with_speaker_references(speaker_bundles, trained_models, tm
     assert "--speaker-reference" in capsys.readouterr().err
     assert main(["predict", "--model", str(bundle), clips[0], "--speaker-reference", *clips[1:6]]) == 0
     assert clips[0] in capsys.readouterr().out
+    references = tmp_path / "references"  # a folder of the speaker's recordings works too
+    references.mkdir()
+    for clip in clips[1:6]:
+        shutil.copy(clip, references / Path(clip).name)
+    assert main(["predict", "--model", str(bundle), clips[0], "--speaker-reference", str(references)]) == 0
 
 
 def test_the_service_refuses_a_speaker_model(speaker_bundles):

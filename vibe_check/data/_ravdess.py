@@ -135,6 +135,35 @@ def list_audio_files(root: str | os.PathLike, extensions: Iterable[str] = AUDIO_
     return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in exts)
 
 
+def expand_audio_paths(paths: Iterable[str | os.PathLike],
+                       extensions: Iterable[str] = AUDIO_EXTENSIONS) -> tuple[list[str], list[str]]:
+    """Command-line paths as audio files: each folder becomes the audio files under it (sorted,
+    recursive), anything else is kept as given for the caller to read (or to report as bad).
+
+    Returns
+    -------
+    files : list of str
+        In the order given, folders expanded in place.
+    empty_folders : list of str
+        Folders given that hold no audio file with one of ``extensions``.
+
+    Examples
+    --------
+    >>> expand_audio_paths(["clip.wav", "missing.flac"])
+    (['clip.wav', 'missing.flac'], [])
+    """
+    files, empty = [], []
+    for path in paths:
+        if Path(path).is_dir():
+            found = list_audio_files(path, extensions)
+            files.extend(str(p) for p in found)
+            if not found:
+                empty.append(str(path))
+        else:
+            files.append(str(path))
+    return files, empty
+
+
 def scan_dataset(root: str | os.PathLike, *, speech_only: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Find RAVDESS files under ``root`` and parse their names.
 

@@ -14,7 +14,7 @@ __all__ = ["add_explain_arguments", "run_explain", "format_explanation"]
 
 def add_explain_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="bundle (.pkl or .skops) to explain")
-    parser.add_argument("files", nargs="+", help="audio file(s)")
+    parser.add_argument("files", nargs="+", help="audio file(s), or folders: every audio file under them")
     parser.add_argument("--top", type=int, default=5, help="features listed on each side (default: %(default)s)")
     parser.add_argument("--json", action="store_true", help="print the explanations as JSON")
 
@@ -53,6 +53,7 @@ def format_explanation(result: dict, *, title: str = "") -> str:
 
 
 def run_explain(args: argparse.Namespace) -> int:
+    from ..data import expand_audio_paths
     from ..models import CustomEmotionModel  # lazy: keeps `vibe-check --help` fast
     from ._local import explain_audio
 
@@ -64,8 +65,11 @@ def run_explain(args: argparse.Namespace) -> int:
     except VibeCheckError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    results, failed = {}, 0
-    for path in args.files:
+    files, empty = expand_audio_paths(args.files)
+    for folder in empty:
+        print(f"error: no audio files (.wav, .flac, .ogg, .mp3) under {folder}", file=sys.stderr)
+    results, failed = {}, len(empty)
+    for path in files:
         try:
             results[path] = explain_audio(model, path, top_k=args.top)
         except VibeCheckError as exc:
@@ -77,5 +81,5 @@ def run_explain(args: argparse.Namespace) -> int:
         if not args.json:
             print(format_explanation(results[path], title=path) + "\n")
     if args.json:
-        print(json.dumps(results if len(args.files) > 1 else results[args.files[0]], indent=2))
+        print(json.dumps(results if len(files) != 1 else results[files[0]], indent=2))
     return 1 if failed else 0

@@ -14,14 +14,16 @@ __all__ = ["add_predict_arguments", "run_predict", "format_table"]
 
 def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="bundle to use (.pkl or .skops, with its .json sidecar)")
-    parser.add_argument("files", nargs="+", metavar="FILE", help="audio files (WAV, FLAC, OGG, MP3...)")
+    parser.add_argument("files", nargs="+", metavar="FILE",
+                        help="audio files (WAV, FLAC, OGG, MP3), or folders: every audio file under them")
     parser.add_argument("--json", action="store_true", help="print one JSON object per file instead of a table")
     parser.add_argument("--n-jobs", type=int, default=1, help="parallel feature extraction workers (default: %(default)s)")
     parser.add_argument("--test-time-augmentation", action="store_true",
                         help="also classify speed copies of each file and average (about 5x the time; see README)")
     parser.add_argument("--speaker-reference", nargs="+", metavar="REF",
-                        help="for a speaker-normalised bundle (*_speaker_model.pkl): recordings of the same speaker, "
-                             "a typical mix of their speech (at least 4), that the files are classified relative to")
+                        help="for a speaker-normalised bundle (*_speaker_model.pkl): recordings (or a folder of them) "
+                             "of the same speaker, a typical mix of their speech (at least 4), that the files are "
+                             "classified relative to")
 
 
 def _top(result: dict, k: int = 3) -> str:
@@ -51,31 +53,39 @@ def format_table(files: list[str], results: list[dict]) -> str:
 
 
 def run_predict(args: argparse.Namespace) -> int:
+    from ..data import expand_audio_paths
     from ._custom import CustomEmotionModel
+
+    files, empty = expand_audio_paths(args.files)
+    references, empty_references = expand_audio_paths(args.speaker_reference or [])
+    for folder in empty + empty_references:
+        print(f"error: no audio files (.wav, .flac, .ogg, .mp3) under {folder}", file=sys.stderr)
+    if not files:
+        return 1
 
     try:
         model = CustomEmotionModel(args.model, test_time_augmentation=args.test_time_augmentation)
     except VibeCheckError as exc:
         print(f"error: cannot load {args.model}: {exc}", file=sys.stderr)
         return 1
-    if model.speaker_normalized and not args.speaker_reference:
+    if model.speaker_normalized and not references:
         print(f"error: {Path(args.model).name} is speaker-normalised: it classifies clips relative to their speaker's "
               "average, so give --speaker-reference with a few recordings (at least 4) of the same speaker", file=sys.stderr)
         return 1
-    if args.speaker_reference:
+    if references:
         try:
-            model = model.for_speaker(args.speaker_reference, n_jobs=args.n_jobs)
+            model = model.for_speaker(references, n_jobs=args.n_jobs)
         except VibeCheckError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
-    results = model.predict_batch(args.files, n_jobs=args.n_jobs)
+    results = model.predict_batch(files, n_jobs=args.n_jobs)
     if args.json:
-        for path, res in zip(args.files, results):
+        for path, res in zip(files, results):
             out = {"file": path, **{k: v for k, v in res.items() if k != "item"}}
             print(json.dumps(out))
     else:
-        print(format_table(args.files, results))
+        print(format_table(files, results))
     failed = sum("error" in r for r in results)
     if failed:
         print(f"{failed} of {len(results)} file(s) failed", file=sys.stderr)
-    return 1 if failed else 0
+    return 1 if failed or empty or empty_references else 0
