@@ -394,27 +394,68 @@ class CustomEmotionModel:
         >>> alice.predict_emotion_from_file("alice_05.wav")["emotion"]  # doctest: +SKIP
         'happy'
         """
-        if not self.speaker_normalized:
-            raise SpeakerReferenceError(
-                f"{self.path.name} classifies every clip on its own and takes no speaker references; "
-                "train a speaker-normalised model with `vibe-check train --speaker-normalize`"
-            )
+        self._require_speaker_mode()
         items = list(references) if not isinstance(references, (str, os.PathLike, bytes)) else [references]
         extracted = self._extract_raw(items, n_jobs, catch=True, speeds=self.test_time_speeds)
         usable = [rows for rows, _, err in extracted if err is None]
         skipped = [f"{_item_label(item, i)} ({err['type']}: {err['message']})"
                    for i, (item, (_, _, err)) in enumerate(zip(items, extracted)) if err is not None]
-        needed = int(self.metadata["speaker_normalization"].get("min_reference_clips", 1))
-        if len(usable) < needed:
+        if len(usable) < self.min_reference_clips:
             raise SpeakerReferenceError(
-                f"{len(usable)} usable reference clip(s) of the speaker, {needed} needed"
+                f"{len(usable)} usable reference clip(s) of the speaker, {self.min_reference_clips} needed"
                 + (f"; skipped: {'; '.join(skipped)}" if skipped else "")
             )
         if skipped:
             warnings.warn(f"skipped {len(skipped)} reference clip(s): {'; '.join(skipped)}", stacklevel=2)
+        return self.for_speaker_rows(usable)
+
+    def _require_speaker_mode(self) -> None:
+        if not self.speaker_normalized:
+            raise SpeakerReferenceError(
+                f"{self.path.name} classifies every clip on its own and takes no speaker references; "
+                "train a speaker-normalised model with `vibe-check train --speaker-normalize`"
+            )
+
+    @property
+    def min_reference_clips(self) -> int:
+        """Reference clips a speaker-normalised model needs (0 for a model that takes none)."""
+        if not self.speaker_normalized:
+            return 0
+        return int(self.metadata["speaker_normalization"].get("min_reference_clips", 1))
+
+    def reference_rows(self, y: np.ndarray) -> np.ndarray:
+        """The feature rows a decoded reference clip contributes to its speaker's average: the
+        clip, then its test-time speed copies (as :meth:`clip_rows`, but not centred).
+
+        For callers that collect a speaker's references over time (the service does) and adapt
+        the model with :meth:`for_speaker_rows`; :meth:`for_speaker` does both at once.
+
+        Examples
+        --------
+        >>> rows = [model.reference_rows(model.decode(path)) for path in alice_clips]  # doctest: +SKIP
+        >>> alice = model.for_speaker_rows(rows)  # doctest: +SKIP
+        """
+        return _clip_rows(self.extractor, y, self.test_time_speeds)[0]
+
+    def for_speaker_rows(self, rows: Sequence[np.ndarray]) -> "CustomEmotionModel":
+        """:meth:`for_speaker` from the :meth:`reference_rows` of each reference clip.
+
+        Raises
+        ------
+        SpeakerReferenceError
+            The bundle is not speaker-normalised, fewer rows than :attr:`min_reference_clips`, or
+            rows of another shape (another model, or other test-time speeds).
+        """
+        self._require_speaker_mode()
+        rows = [np.atleast_2d(np.asarray(r, dtype=np.float64)) for r in rows]
+        if len(rows) < self.min_reference_clips:
+            raise SpeakerReferenceError(f"{len(rows)} reference clip(s) of the speaker, {self.min_reference_clips} needed")
+        expected = (1 + len(self.test_time_speeds), len(self.feature_names))
+        if any(r.shape != expected for r in rows):
+            raise SpeakerReferenceError(f"reference rows must each have shape {expected} (from this model's reference_rows)")
         adapted = copy.copy(self)
-        adapted._speaker_row_means = np.mean(usable, axis=0)
-        adapted.n_speaker_references_ = len(usable)
+        adapted._speaker_row_means = np.mean(rows, axis=0)
+        adapted.n_speaker_references_ = len(rows)
         return adapted
 
     def predict_proba_features(self, X: np.ndarray) -> np.ndarray:

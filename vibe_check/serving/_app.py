@@ -10,6 +10,14 @@ Routes
 ``GET /model``           the bundle's metadata summary.
 ``GET /metrics``         Prometheus text format.
 ``GET /``                ``static/index.html`` when a web page is installed there.
+
+For a speaker-normalised bundle (``vibe-check train --speaker-normalize``), which classifies a
+clip relative to its speaker's average:
+
+``POST /speakers/{id}/references``  reference clips of a speaker (multipart fields ``files``).
+``GET /speakers/{id}``              how many are stored, and whether that is enough.
+``DELETE /speakers/{id}``           forget the speaker.
+``POST /predict?speaker={id}``      classify a clip of that speaker (also ``/predict/batch``).
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Query, Request
+from fastapi import Path as Path_
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -42,6 +51,7 @@ from ._errors import (
 from ._metrics import ServiceMetrics
 from ._service import EmotionService, model_summary
 from ._settings import ServeSettings
+from ._speakers import SPEAKER_ID_PATTERN
 
 __all__ = ["create_app"]
 
@@ -49,6 +59,11 @@ log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
 PREDICT_ENDPOINTS = ("/predict", "/predict/batch")
+REFERENCES_ENDPOINT = "/speakers/{speaker_id}/references"
+#: A speaker id in a path or query: short and URL-safe.
+_SPEAKER_PATH = Path_(pattern=SPEAKER_ID_PATTERN, description="speaker id: letters, digits, '_', '.', '-' (at most 64)")
+_SPEAKER_QUERY = Query(None, pattern=SPEAKER_ID_PATTERN,
+                       description="with a speaker-normalised model: the speaker whose stored references the clip is classified against")
 #: Room for multipart boundaries and part headers on top of the audio bytes themselves.
 MULTIPART_OVERHEAD = 64 * 1024
 _METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
@@ -87,7 +102,7 @@ class _ObserveAndLimit:
     def _limit(self, endpoint: str, headers: dict) -> int:
         """Body bytes allowed: the audio limit, per file for a batch, plus room for multipart framing."""
         s = self.service.settings
-        limit = s.max_batch_bytes if endpoint == "/predict/batch" else s.max_upload_bytes
+        limit = s.max_batch_bytes if endpoint in ("/predict/batch", REFERENCES_ENDPOINT) else s.max_upload_bytes
         if headers.get(b"content-type", b"").lower().startswith(b"multipart/"):
             limit += MULTIPART_OVERHEAD
         return limit
@@ -267,27 +282,49 @@ def create_app(model_or_path, *, settings: ServeSettings | None = None) -> FastA
                       "file": {"type": "string", "format": "binary"}, "explain": {"type": "boolean"}}}},
                   "audio/*": {"schema": {"type": "string", "format": "binary"}}}}})
     async def predict(request: Request, explain: bool = False,
-                      top_k: int = Query(settings.explain_top_k, ge=1, le=50, description="reasons returned with explain")):
+                      top_k: int = Query(settings.explain_top_k, ge=1, le=50, description="reasons returned with explain"),
+                      speaker: str | None = _SPEAKER_QUERY):
         model = service.require_ready()
         uploads, fields = await _read_uploads(request, field="file", many=False, max_files=1)
         explain = explain or fields.get("explain", "").strip().lower() in _TRUE
         if explain and not hasattr(model, "explain"):
             raise ExplainUnavailableError("this model cannot explain its predictions yet (no explain method); retry without explain=true")
         service.precheck(uploads[0][1])
-        return await service.run(service.predict_bytes, uploads[0][1], top_k if explain else None)
+        return await service.run(service.predict_bytes, uploads[0][1], top_k if explain else None, speaker)
 
     @app.post("/predict/batch", summary="Classify several clips",
               openapi_extra={"requestBody": {"content": {"multipart/form-data": {"schema": {"type": "object", "properties": {
                   "files": {"type": "array", "items": {"type": "string", "format": "binary"}}}}}}}})
-    async def predict_batch(request: Request):
+    async def predict_batch(request: Request, speaker: str | None = _SPEAKER_QUERY):
         service.require_ready()
         uploads, _ = await _read_uploads(request, field="files", many=True, max_files=settings.max_batch_files)
-        results = await service.run(service.predict_many, uploads)
-        for item in results:
-            if "error" in item:
-                metrics.record_error("/predict/batch", item["error"]["type"])
-        n_errors = sum("error" in item for item in results)
+        results = await service.run(service.predict_many, uploads, speaker)
+        n_errors = _count_item_errors(results, "/predict/batch")
         return {"results": results, "n_ok": len(results) - n_errors, "n_errors": n_errors}
+
+    def _count_item_errors(results: list[dict], endpoint: str) -> int:
+        errors = [item["error"]["type"] for item in results if "error" in item]
+        for error_type in errors:
+            metrics.record_error(endpoint, error_type)
+        return len(errors)
+
+    @app.post(REFERENCES_ENDPOINT, summary="Store reference clips of a speaker (speaker-normalised models)",
+              openapi_extra={"requestBody": {"content": {"multipart/form-data": {"schema": {"type": "object", "properties": {
+                  "files": {"type": "array", "items": {"type": "string", "format": "binary"}}}}}}}})
+    async def add_speaker_references(request: Request, speaker_id: str = _SPEAKER_PATH):
+        service.require_ready()
+        uploads, _ = await _read_uploads(request, field="files", many=True, max_files=settings.max_batch_files)
+        status = await service.run(service.add_references, speaker_id, uploads)
+        _count_item_errors(status["results"], REFERENCES_ENDPOINT)
+        return status
+
+    @app.get("/speakers/{speaker_id}", summary="How many reference clips of a speaker are stored")
+    async def speaker_status(speaker_id: str = _SPEAKER_PATH):
+        return service.speaker_status(speaker_id)
+
+    @app.delete("/speakers/{speaker_id}", summary="Forget a speaker's reference clips")
+    async def forget_speaker(speaker_id: str = _SPEAKER_PATH):
+        return service.forget_speaker(speaker_id)
 
     # GET and HEAD: uptime probes and `curl -I` send HEAD, which FastAPI answers with 405 by default.
     @app.api_route("/healthz", methods=["GET", "HEAD"], summary="The process is alive")

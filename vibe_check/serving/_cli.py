@@ -26,6 +26,10 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--drift-window", type=int, help=f"recent requests compared with the training data for drift (default: {d.drift_window})")
     parser.add_argument("--shap-fraction", type=float, help=f"share of requests whose SHAP values are monitored, 0 disables (default: {d.shap_fraction:g})")
     parser.add_argument("--no-drift", action="store_true", help="turn off drift, input and SHAP monitoring")
+    parser.add_argument("--max-speakers", type=int,
+                        help=f"speaker-normalised models: speakers whose references are kept in memory (default: {d.max_speakers})")
+    parser.add_argument("--max-reference-clips", type=int,
+                        help=f"speaker-normalised models: most recent reference clips kept per speaker (default: {d.max_reference_clips})")
     parser.add_argument("--test-time-augmentation", action="store_true",
                         help="classify every clip with speed copies of itself: more accurate, about 6x the feature time")
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
@@ -42,6 +46,7 @@ def settings_from_args(args: argparse.Namespace) -> ServeSettings:
         drift_window=getattr(args, "drift_window", None), shap_fraction=getattr(args, "shap_fraction", None),
         drift=False if getattr(args, "no_drift", False) else None,
         test_time_augmentation=True if getattr(args, "test_time_augmentation", False) else None,
+        max_speakers=getattr(args, "max_speakers", None), max_reference_clips=getattr(args, "max_reference_clips", None),
     )
 
 

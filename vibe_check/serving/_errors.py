@@ -14,6 +14,7 @@ __all__ = [
     "UploadTooLargeError",
     "UnsupportedMediaTypeError",
     "ExplainUnavailableError",
+    "UnknownSpeakerError",
     "ModelNotReadyError",
     "ServiceBusyError",
     "RequestTimeoutError",
@@ -66,6 +67,12 @@ class ExplainUnavailableError(ServiceError):
     """The model in service cannot explain its predictions."""
 
     status = 501
+
+
+class UnknownSpeakerError(ServiceError):
+    """No reference clips are stored for this speaker id (never sent, deleted or forgotten)."""
+
+    status = 404
 
 
 class ModelNotReadyError(ServiceError):

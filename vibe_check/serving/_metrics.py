@@ -57,6 +57,8 @@ class ServiceMetrics:
         ``vibe_check_worker_slots``: ``workers + queue_size``, beyond which requests get 503.
     model_info : Gauge
         ``vibe_check_model_info{model, task, feature_hash, version}``, value 1 while the model serves.
+    speakers : Gauge
+        ``vibe_check_speakers``: speakers with reference clips in memory (speaker-normalised models).
     """
 
     def __init__(self, registry: CollectorRegistry | None = None):
@@ -74,6 +76,8 @@ class ServiceMetrics:
         self.audio_seconds = Counter(f"{PREFIX}_audio_seconds", "Seconds of audio classified.", registry=r)
         self.in_flight = Gauge(f"{PREFIX}_in_flight_requests", "Requests being handled now.", registry=r)
         self.pool_busy = Gauge(f"{PREFIX}_worker_slots_used", "Predictions running or queued in the worker pool.", registry=r)
+        self.speakers = Gauge(f"{PREFIX}_speakers", "Speakers whose reference clips are in memory (speaker-normalised models).",
+                              registry=r)
         self.pool_capacity = Gauge(f"{PREFIX}_worker_slots", "Predictions the worker pool admits at once (workers + queue).", registry=r)
         self.model_info = Gauge(f"{PREFIX}_model_info", "The model in service (value 1).",
                                 ["model", "task", "feature_hash", "version"], registry=r)

@@ -23,9 +23,10 @@ import numpy as np
 
 from .._version import __version__
 from ..exceptions import AudioError, AudioTooLongError, EmptyAudioError, SpeakerReferenceError
-from ._errors import ModelNotReadyError, RequestTimeoutError, ServiceBusyError, UploadTooLargeError
+from ._errors import ModelNotReadyError, RequestTimeoutError, ServiceBusyError, UnknownSpeakerError, UploadTooLargeError
 from ._metrics import ServiceMetrics
 from ._settings import ServeSettings
+from ._speakers import SpeakerReferences
 
 __all__ = ["EmotionService", "to_json", "model_summary"]
 
@@ -98,6 +99,8 @@ class EmotionService:
         self.load_error: str | None = None
         self.drift = None  # a DriftMonitor once a model is in service (unless settings.drift is off)
         self.bundle_path: Path | None = None
+        # Reference rows of each speaker, for a speaker-normalised model (empty otherwise).
+        self.speakers = SpeakerReferences(settings.max_speakers, settings.max_reference_clips)
         if isinstance(model_or_path, (str, os.PathLike)):
             self.bundle_path = Path(model_or_path)
         else:
@@ -143,11 +146,6 @@ class EmotionService:
 
             model = CustomEmotionModel(self.bundle_path, max_duration=self.settings.max_audio_seconds,
                                        test_time_augmentation=self.settings.test_time_augmentation)
-            if model.speaker_normalized:
-                raise SpeakerReferenceError(
-                    f"{self.bundle_path.name} is speaker-normalised: it needs reference clips of each speaker, which "
-                    "the service does not take; serve a bundle trained without --speaker-normalize"
-                )
         except Exception as exc:  # the process stays up to report the failure on /readyz
             self.load_error = f"{type(exc).__name__}: {exc}"
             log.error("could not load model %s: %s", self.bundle_path, self.load_error)
@@ -165,6 +163,8 @@ class EmotionService:
 
             sr = int(model.extractor.config.sample_rate)
             y = synthesize_utterance("neutral", sr=sr, duration=1.0, seed=0)
+            if getattr(model, "speaker_normalized", False):  # warm up the path a speaker's clips take
+                model = model.for_speaker_rows([model.reference_rows(y)] * model.min_reference_clips)
             rows, _ = model.clip_rows(y)
             model.clip_proba(rows)
             if hasattr(model, "explain"):
@@ -253,14 +253,88 @@ class EmotionService:
                 "split it into utterances"
             )
 
-    def predict_bytes(self, data: bytes, explain_top_k: int | None = None) -> dict:
-        """Decode, extract, classify (and optionally explain) one upload, timing every stage."""
+    def model_for(self, speaker: str | None):
+        """The model that classifies a clip: the one in service, or for a speaker-normalised model,
+        that model adapted to ``speaker``'s stored references.
+
+        Raises
+        ------
+        SpeakerReferenceError
+            A speaker-normalised model and no speaker; a speaker and a model that takes none; or
+            fewer stored references than the model needs.
+        UnknownSpeakerError
+            No references stored for ``speaker``.
+        """
         model = self.require_ready()
-        t = self.metrics.time_stage
-        with t("decode"):
+        if speaker is None:
+            if getattr(model, "speaker_normalized", False):
+                raise SpeakerReferenceError(
+                    "the model in service classifies a clip relative to its speaker's average: POST a few clips of "
+                    "the speaker to /speakers/<id>/references, then send ?speaker=<id> with each clip"
+                )
+            return model
+        self._require_speaker_model(model)
+        rows = self.speakers.rows(speaker)
+        if rows is None:
+            raise UnknownSpeakerError(f"no reference clips stored for speaker {speaker!r}: POST some to "
+                                      f"/speakers/{speaker}/references first")
+        return model.for_speaker_rows(rows)
+
+    @staticmethod
+    def _require_speaker_model(model) -> None:
+        if not getattr(model, "speaker_normalized", False):
+            raise SpeakerReferenceError(
+                "the model in service classifies every clip on its own and takes no speaker references; serve a "
+                "bundle trained with `vibe-check train --speaker-normalize` to classify clips relative to a speaker"
+            )
+
+    def add_references(self, speaker: str, uploads: list[tuple[str, bytes]]) -> dict:
+        """Store the feature rows of a speaker's reference clips; a bad clip is reported and skipped."""
+        model = self.require_ready()
+        self._require_speaker_model(model)
+        rows = []
+
+        def extract(data: bytes) -> dict:
+            rows.append(model.reference_rows(self._decode(model, data)))
+            return {"ok": True}
+
+        results = self._each(uploads, extract)
+        total = self.speakers.add(speaker, rows) if rows else (self.speakers.count(speaker) or 0)
+        self.metrics.speakers.set(len(self.speakers))
+        return {**self.speaker_status(speaker, total), "added": len(rows), "results": results}
+
+    def speaker_status(self, speaker: str, count: int | None = None) -> dict:
+        """``n_references`` stored for ``speaker`` and whether that is enough (:class:`UnknownSpeakerError` if none)."""
+        model = self.require_ready()
+        self._require_speaker_model(model)
+        count = self.speakers.count(speaker) if count is None else count
+        if count is None:
+            raise UnknownSpeakerError(f"no reference clips stored for speaker {speaker!r}")
+        return {"speaker": speaker, "n_references": count, "min_reference_clips": model.min_reference_clips,
+                "ready": count >= model.min_reference_clips}
+
+    def forget_speaker(self, speaker: str) -> dict:
+        self._require_speaker_model(self.require_ready())
+        if not self.speakers.remove(speaker):
+            raise UnknownSpeakerError(f"no reference clips stored for speaker {speaker!r}")
+        self.metrics.speakers.set(len(self.speakers))
+        return {"speaker": speaker, "deleted": True}
+
+    def _decode(self, model, data: bytes) -> np.ndarray:
+        """Decode one upload (timed), refusing audio longer than the service's limit."""
+        with self.metrics.time_stage("decode"):
             self.precheck(data)
             y = model.decode(data)
         self._check_duration(y.size / float(model.extractor.config.sample_rate))
+        return y
+
+    def predict_bytes(self, data: bytes, explain_top_k: int | None = None, speaker: str | None = None) -> dict:
+        """Decode, extract, classify (and optionally explain) one upload, timing every stage."""
+        return self._predict(self.model_for(speaker), data, explain_top_k)
+
+    def _predict(self, model, data: bytes, explain_top_k: int | None = None) -> dict:
+        t = self.metrics.time_stage
+        y = self._decode(model, data)
         with t("features"):
             rows, info = model.clip_rows(y)  # with test-time augmentation, also its speed copies
         if self.drift is not None:
@@ -274,8 +348,13 @@ class EmotionService:
                 result["explanation"] = to_json(model.explain(data, top_k=explain_top_k))
         return result
 
-    def predict_many(self, uploads: list[tuple[str, bytes]]) -> list[dict]:
+    def predict_many(self, uploads: list[tuple[str, bytes]], speaker: str | None = None) -> list[dict]:
         """One result per upload, in order; a bad item gets an ``error`` entry instead of failing the batch."""
+        model = self.model_for(speaker)  # once: a speaker without references fails the request, not each item
+        return self._each(uploads, lambda data: self._predict(model, data))
+
+    def _each(self, uploads: list[tuple[str, bytes]], process: Callable[[bytes], dict]) -> list[dict]:
+        """``process`` every upload; a bad item gets an ``error`` entry and the others go on."""
         out = []
         for index, (filename, data) in enumerate(uploads):
             item = {"index": index, "filename": filename}
@@ -284,7 +363,7 @@ class EmotionService:
                     raise UploadTooLargeError(
                         f"{filename} has {len(data)} bytes, more than the limit of {self.settings.max_upload_bytes}"
                     )
-                item.update(self.predict_bytes(data))
+                item.update(process(data))
             except (AudioError, UploadTooLargeError) as exc:
                 item["error"] = {"type": type(exc).__name__, "message": str(exc)}
             except Exception as exc:  # one bad item must not fail its neighbours

@@ -48,6 +48,11 @@ class ServeSettings:
         Recent requests the drift monitor compares with the training data.
     shap_fraction : float
         Share of requests whose SHAP values feed ``vibe_check_shap_*`` (0 disables).
+    max_speakers : int
+        Speakers whose reference clips a speaker-normalised model keeps in memory (the least
+        recently used is forgotten first).
+    max_reference_clips : int
+        Reference clips kept per speaker: the most recent ones.
     test_time_augmentation : bool
         Classify every clip together with speed copies of itself (see
         :class:`~vibe_check.models.CustomEmotionModel`): better on unseen speakers (RAVDESS
@@ -75,6 +80,8 @@ class ServeSettings:
     drift: bool = True
     drift_window: int = 500
     shap_fraction: float = 0.1
+    max_speakers: int = 1000
+    max_reference_clips: int = 64
     test_time_augmentation: bool = False
 
     def __post_init__(self) -> None:
@@ -97,6 +104,10 @@ class ServeSettings:
             problems.append(f"drift_window must be at least 1, got {self.drift_window}")
         if not 0 <= self.shap_fraction <= 1:
             problems.append(f"shap_fraction must be between 0 and 1, got {self.shap_fraction}")
+        if self.max_speakers < 1:
+            problems.append(f"max_speakers must be at least 1, got {self.max_speakers}")
+        if self.max_reference_clips < 1:
+            problems.append(f"max_reference_clips must be at least 1, got {self.max_reference_clips}")
         if not 0 <= self.port <= 65535:
             problems.append(f"port must be between 0 and 65535, got {self.port}")
         if problems:
