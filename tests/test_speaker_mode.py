@@ -207,6 +207,9 @@ def test_the_service_classifies_a_clip_relative_to_its_speakers_references(speak
         r = client.post("/predict?speaker=alice&explain=true", content=Path(clip).read_bytes(),
                         headers={"content-type": "audio/wav"})
         assert r.status_code == 200 and r.json()["explanation"]["predicted"] == expected["emotion"]
+        # The model is adapted per request; its SHAP explainer is built once and shared with every copy.
+        explainers = app.state.service.model._explainers
+        assert set(explainers) == {"shap"} and app.state.service.model_for("alice")._explainers is explainers
         r = client.post("/predict/batch?speaker=alice", files=_files([clip]))
         assert r.json()["results"][0]["probabilities"] == pytest.approx(expected["probabilities"], abs=1e-9)
         metrics = client.get("/metrics").text

@@ -30,7 +30,7 @@ from ._importance import (
     impurity_importance,
     permutation_importance,
 )
-from ._local import Explainer, explain_audio, explain_instance
+from ._local import Explainer, explain_audio, explain_instance, model_explainer
 from ._plots import plot_group_importance, plot_permutation, plot_reliability, plot_shap_bar, plot_shap_beeswarm
 from ._report import GENDER_GAP_FLAG, REPORT_SECTIONS, write_report
 from ._shap import (
@@ -59,6 +59,7 @@ __all__ = [
     "explain_audio",
     "explain_global",
     "explain_instance",
+    "model_explainer",
     "explain_model",
     "impurity_importance",
     "logits_to_probability_shap",

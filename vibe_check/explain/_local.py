@@ -16,7 +16,7 @@ import numpy as np
 from ._shap import ExplanationError, PipelineShap, ShapResult
 from ._words import feature_unit, level_word, plain_label, sentence
 
-__all__ = ["Explainer", "explain_instance", "explain_audio"]
+__all__ = ["Explainer", "explain_instance", "explain_audio", "model_explainer"]
 
 
 def _feature_table(feature_names: Sequence[str], feature_config: Mapping | None) -> tuple[dict, dict]:
@@ -222,6 +222,20 @@ def explain_instance(pipeline, x: np.ndarray, *, feature_names: Sequence[str], c
     return explainer.explain(x, top_k=top_k)
 
 
+def model_explainer(model) -> "Explainer":
+    """The model's :class:`Explainer`, built once (seconds: SHAP's explainer and the background).
+
+    It is kept in the model's ``_explainers`` dict, which a speaker-adapted copy
+    (:meth:`~vibe_check.models.CustomEmotionModel.for_speaker`) shares with its model: the
+    explainer depends on the bundle only, so a service adapting the model per request builds it
+    once, and ``?explain=true`` and the drift monitor use the same one.
+    """
+    cache = model.__dict__.setdefault("_explainers", {})
+    if "shap" not in cache:
+        cache["shap"] = Explainer.from_bundle(model)
+    return cache["shap"]
+
+
 def explain_audio(model, source, *, top_k: int = 5, sr: int | None = None) -> dict:
     """Decode, extract, classify and explain one input with a loaded model bundle.
 
@@ -248,9 +262,7 @@ def explain_audio(model, source, *, top_k: int = 5, sr: int | None = None) -> di
     >>> explain_audio(CustomEmotionModel("models/custom/best_emotion_model.pkl"), "clip.wav")["predicted"]  # doctest: +SKIP
     'angry'
     """
-    explainer = model.__dict__.get("_explainer")
-    if explainer is None:
-        explainer = model.__dict__["_explainer"] = Explainer.from_bundle(model)
+    explainer = model_explainer(model)
     vector, info = model.features(model.decode(source, sr))
     proba = np.asarray(model.predict_proba_features(vector))[0]
     out = explainer.explain(vector, top_k=top_k, proba=proba)

@@ -211,6 +211,9 @@ class CustomEmotionModel:
         # Mean feature rows of the speaker's references (see for_speaker): as recorded, then each speed copy.
         self._speaker_row_means: np.ndarray | None = None
         self.n_speaker_references_ = 0
+        # Filled by vibe_check.explain on first use; a speaker-adapted copy shares this dict (the
+        # explainer depends on the bundle only), so adapting per request does not rebuild it.
+        self._explainers: dict = {}
 
     @classmethod
     def load(cls, path: str | os.PathLike, **kwargs: Any) -> "CustomEmotionModel":

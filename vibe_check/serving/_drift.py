@@ -78,15 +78,11 @@ def psi(counts: np.ndarray, reference: np.ndarray, *, alpha: float = 0.5) -> np.
 
 
 def shared_explainer(model):
-    """The model's :class:`~vibe_check.explain.Explainer`, built once and kept on the model in the
-    same slot :func:`~vibe_check.explain.explain_audio` uses, so ``?explain=true`` and the monitor
-    share it."""
-    explainer = model.__dict__.get("_explainer")
-    if explainer is None:
-        from ..explain import Explainer
+    """The model's :class:`~vibe_check.explain.Explainer`, the one ``?explain=true`` uses too
+    (:func:`~vibe_check.explain.model_explainer`)."""
+    from ..explain import model_explainer  # lazy: shap and matplotlib only when SHAP is monitored
 
-        explainer = model.__dict__["_explainer"] = Explainer.from_bundle(model)
-    return explainer
+    return model_explainer(model)
 
 
 class DriftMonitor:
