@@ -234,6 +234,12 @@ def test_settings_and_cli_options():
     s = settings_from_args(parser.parse_args(["--model", "m.pkl", "--drift-window", "100", "--shap-fraction", "0", "--no-drift"]))
     assert (s.drift_window, s.shap_fraction, s.drift) == (100, 0.0, False)
     assert settings_from_args(parser.parse_args(["--model", "m.pkl"])).drift is True
+    s = settings_from_args(parser.parse_args(["--model", "m.pkl", "--max-speakers", "10", "--max-reference-clips", "8"]))
+    assert (s.max_speakers, s.max_reference_clips) == (10, 8)
+    assert ServeSettings.from_env({"VIBE_CHECK_MAX_SPEAKERS": "5"}).max_speakers == 5
+    for bad in ({"max_speakers": 0}, {"max_reference_clips": 0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            ServeSettings(**bad)
 
 
 def test_alert_rules_pass_promtool():
