@@ -217,6 +217,8 @@ def test_the_service_classifies_a_clip_relative_to_its_speakers_references(speak
         assert 'vibe_check_errors_total{endpoint="/speakers/{speaker_id}/references",error_type="AudioDecodeError"} 1.0' in metrics
         # Ids are checked; a speaker can be forgotten.
         assert client.get("/speakers/not%20an%20id").status_code == 422
+        assert client.get("/speakers/..%2Fetc").status_code in (404, 422)  # never a path
+        assert client.get("/speakers/agent-07.left").status_code == 404  # a valid id, not stored
         assert client.delete("/speakers/alice").json() == {"speaker": "alice", "deleted": True}
         assert client.get("/speakers/alice").status_code == 404
         assert client.delete("/speakers/alice").status_code == 404
@@ -251,7 +253,6 @@ def test_the_reference_store_is_bounded():
     store.add("c", [np.zeros((1, 2))])
     assert "a" in store and "b" not in store and len(store) == 2
     assert store.remove("a") and not store.remove("a") and store.count("a") is None
-    assert SpeakerReferences.valid_id("agent-07.left") and not SpeakerReferences.valid_id("../etc")
     with pytest.raises(ValueError):
         SpeakerReferences(max_speakers=0)
 

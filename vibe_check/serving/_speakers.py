@@ -10,7 +10,6 @@ speaker sounds lately).
 
 from __future__ import annotations
 
-import re
 import threading
 from collections import OrderedDict, deque
 
@@ -48,10 +47,6 @@ class SpeakerReferences:
         self.max_reference_clips = max_reference_clips
         self._rows: OrderedDict[str, deque] = OrderedDict()
         self._lock = threading.Lock()
-
-    @staticmethod
-    def valid_id(speaker: str) -> bool:
-        return re.fullmatch(SPEAKER_ID_PATTERN, speaker) is not None
 
     def add(self, speaker: str, rows: list[np.ndarray]) -> int:
         """Append the rows of new reference clips; the speaker's clip count after it."""
