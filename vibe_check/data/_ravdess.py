@@ -145,20 +145,22 @@ def expand_audio_paths(paths: Iterable[str | os.PathLike],
     files : list of str
         In the order given, folders expanded in place.
     empty_folders : list of str
-        Folders given that hold no audio file with one of ``extensions``.
+        A message for each folder given that holds no audio file with one of ``extensions``
+        (``"no audio files (.wav, .flac, .ogg, .mp3) under <folder>"``).
 
     Examples
     --------
     >>> expand_audio_paths(["clip.wav", "missing.flac"])
     (['clip.wav', 'missing.flac'], [])
     """
+    extensions = tuple(extensions)
     files, empty = [], []
     for path in paths:
         if Path(path).is_dir():
             found = list_audio_files(path, extensions)
             files.extend(str(p) for p in found)
             if not found:
-                empty.append(str(path))
+                empty.append(f"no audio files ({', '.join(extensions)}) under {path}")
         else:
             files.append(str(path))
     return files, empty

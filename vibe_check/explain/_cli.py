@@ -66,8 +66,8 @@ def run_explain(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     files, empty = expand_audio_paths(args.files)
-    for folder in empty:
-        print(f"error: no audio files (.wav, .flac, .ogg, .mp3) under {folder}", file=sys.stderr)
+    for problem in empty:
+        print(f"error: {problem}", file=sys.stderr)
     results, failed = {}, len(empty)
     for path in files:
         try:

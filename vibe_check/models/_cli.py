@@ -58,8 +58,8 @@ def run_predict(args: argparse.Namespace) -> int:
 
     files, empty = expand_audio_paths(args.files)
     references, empty_references = expand_audio_paths(args.speaker_reference or [])
-    for folder in empty + empty_references:
-        print(f"error: no audio files (.wav, .flac, .ogg, .mp3) under {folder}", file=sys.stderr)
+    for problem in empty + empty_references:
+        print(f"error: {problem}", file=sys.stderr)
     if not files:
         return 1
 

@@ -78,10 +78,6 @@ class SpeakerReferences:
         with self._lock:
             return self._rows.pop(speaker, None) is not None
 
-    def clear(self) -> None:
-        with self._lock:
-            self._rows.clear()
-
     def __contains__(self, speaker: object) -> bool:
         with self._lock:
             return speaker in self._rows
