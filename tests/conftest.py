@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -62,3 +63,27 @@ def trained_models(tmp_path_factory) -> dict:
         "manifest": manifest,
         "trainer": trainer,
     }
+
+
+@pytest.fixture
+def ready_client():
+    """Start a service app (its lifespan loads the bundle) and wait until ``/readyz`` answers 200.
+
+    Call it with the app; it returns the ``TestClient``, which is closed when the test ends.
+    """
+    pytest.importorskip("fastapi", reason="serving needs the 'serve' extra")
+    from fastapi.testclient import TestClient
+
+    clients = []
+
+    def start(app, timeout: float = 30.0):
+        client = TestClient(app).__enter__()
+        clients.append(client)
+        deadline = time.monotonic() + timeout
+        while client.get("/readyz").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return client
+
+    yield start
+    for client in clients:
+        client.__exit__(None, None, None)

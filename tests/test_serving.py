@@ -138,19 +138,16 @@ def test_probes_and_the_page_answer_head_requests(client):
         assert head.headers["content-type"] == get.headers["content-type"] and head.content == b"", path
 
 
-def test_readyz_before_and_after_loading(trained_models):
+def test_readyz_before_and_after_loading(trained_models, ready_client):
     app = create_app(trained_models["best"], settings=make_settings())
     idle = TestClient(app)  # no lifespan yet: nothing has started loading the bundle
     assert_error(idle.get("/readyz"), 503, "ModelNotReadyError")
     assert_error(idle.post("/predict", content=b"x", headers={"content-type": "audio/wav"}), 503, "ModelNotReadyError")
     assert idle.get("/healthz").status_code == 200  # alive but not ready
-    with TestClient(app) as c:
-        deadline = time.monotonic() + 30
-        while c.get("/readyz").status_code != 200 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        r = c.get("/readyz")
-        assert r.status_code == 200 and r.json() == {"status": "ready", "model": app.state.service.model.name}
-        assert c.get("/model").status_code == 200
+    c = ready_client(app)
+    r = c.get("/readyz")
+    assert r.status_code == 200 and r.json() == {"status": "ready", "model": app.state.service.model.name}
+    assert c.get("/model").status_code == 200
 
 
 def test_readyz_reports_a_bundle_that_fails_to_load(tmp_path):

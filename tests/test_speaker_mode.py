@@ -154,24 +154,11 @@ def test_cli_predict_with_speaker_references(speaker_bundles, trained_models, tm
     assert main(["predict", "--model", str(bundle), clips[0], "--speaker-reference", str(references)]) == 0
 
 
-def _ready_client(app):
-    """A TestClient whose model has loaded (entered; the caller exits it)."""
-    import time
-
-    from fastapi.testclient import TestClient
-
-    client = TestClient(app).__enter__()
-    deadline = time.monotonic() + 30
-    while client.get("/readyz").status_code != 200 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return client
-
-
 def _files(paths, field="files"):
     return [(field, (Path(p).name, Path(p).read_bytes(), "audio/wav")) for p in paths]
 
 
-def test_the_service_classifies_a_clip_relative_to_its_speakers_references(speaker_bundles, trained_models):
+def test_the_service_classifies_a_clip_relative_to_its_speakers_references(speaker_bundles, trained_models, ready_client):
     pytest.importorskip("fastapi", reason="serving needs the 'serve' extra")
     pytest.importorskip("multipart", reason="serving needs python-multipart")
     from vibe_check.serving import ServeSettings, create_app
@@ -182,64 +169,58 @@ def test_the_service_classifies_a_clip_relative_to_its_speakers_references(speak
     references, clip = clips[1:6], clips[0]
     expected = CustomEmotionModel(written["best"]).for_speaker(references).predict_emotion_from_file(clip)
     app = create_app(written["best"], settings=ServeSettings(drift=False))
-    client = _ready_client(app)
-    try:
-        # Before any reference: the clip cannot be classified, and says how to proceed.
-        r = client.post("/predict", content=Path(clip).read_bytes(), headers={"content-type": "audio/wav"})
-        assert r.status_code == 422 and "?speaker=<id>" in r.json()["error"]["message"]
-        r = client.post("/predict?speaker=alice", content=Path(clip).read_bytes(), headers={"content-type": "audio/wav"})
-        assert r.status_code == 404 and r.json()["error"]["type"] == "UnknownSpeakerError"
-        # Three references and a broken file: the broken one is reported, the others kept, not enough yet.
-        r = client.post("/speakers/alice/references",
-                        files=_files(references[:3]) + [("files", ("broken.wav", b"not audio", "audio/wav"))])
-        body = r.json()
-        assert r.status_code == 200 and body["n_references"] == 3 and body["added"] == 3 and not body["ready"]
-        assert body["results"][3]["error"]["type"] == "AudioDecodeError" and body["min_reference_clips"] == 4
-        r = client.post("/predict?speaker=alice", content=Path(clip).read_bytes(), headers={"content-type": "audio/wav"})
-        assert r.status_code == 422 and "3 reference clip(s) of the speaker, 4 needed" in r.json()["error"]["message"]
-        r = client.post("/speakers/alice/references", files=_files(references[3:]))
-        assert r.json()["n_references"] == 5 and r.json()["ready"]
-        assert client.get("/speakers/alice").json() == {"speaker": "alice", "n_references": 5, "min_reference_clips": 4,
-                                                         "ready": True}
-        r = client.post("/predict?speaker=alice", content=Path(clip).read_bytes(), headers={"content-type": "audio/wav"})
-        assert r.status_code == 200, r.text
-        assert r.json()["probabilities"] == pytest.approx(expected["probabilities"], abs=1e-9)
-        r = client.post("/predict?speaker=alice&explain=true", content=Path(clip).read_bytes(),
-                        headers={"content-type": "audio/wav"})
-        assert r.status_code == 200 and r.json()["explanation"]["predicted"] == expected["emotion"]
-        # The model is adapted per request; its SHAP explainer is built once and shared with every copy.
-        explainers = app.state.service.model._explainers
-        assert set(explainers) == {"shap"} and app.state.service.model_for("alice")._explainers is explainers
-        r = client.post("/predict/batch?speaker=alice", files=_files([clip]))
-        assert r.json()["results"][0]["probabilities"] == pytest.approx(expected["probabilities"], abs=1e-9)
-        metrics = client.get("/metrics").text
-        assert "vibe_check_speakers 1.0" in metrics
-        assert 'vibe_check_errors_total{endpoint="/speakers/{speaker_id}/references",error_type="AudioDecodeError"} 1.0' in metrics
-        # Ids are checked; a speaker can be forgotten.
-        assert client.get("/speakers/not%20an%20id").status_code == 422
-        assert client.get("/speakers/..%2Fetc").status_code in (404, 422)  # never a path
-        assert client.get("/speakers/agent-07.left").status_code == 404  # a valid id, not stored
-        assert client.delete("/speakers/alice").json() == {"speaker": "alice", "deleted": True}
-        assert client.get("/speakers/alice").status_code == 404
-        assert client.delete("/speakers/alice").status_code == 404
-    finally:
-        client.__exit__(None, None, None)
+    client = ready_client(app)
+    # Before any reference: the clip cannot be classified, and says how to proceed.
+    r = client.post("/predict", content=Path(clip).read_bytes(), headers={"content-type": "audio/wav"})
+    assert r.status_code == 422 and "?speaker=<id>" in r.json()["error"]["message"]
+    r = client.post("/predict?speaker=alice", content=Path(clip).read_bytes(), headers={"content-type": "audio/wav"})
+    assert r.status_code == 404 and r.json()["error"]["type"] == "UnknownSpeakerError"
+    # Three references and a broken file: the broken one is reported, the others kept, not enough yet.
+    r = client.post("/speakers/alice/references",
+                    files=_files(references[:3]) + [("files", ("broken.wav", b"not audio", "audio/wav"))])
+    body = r.json()
+    assert r.status_code == 200 and body["n_references"] == 3 and body["added"] == 3 and not body["ready"]
+    assert body["results"][3]["error"]["type"] == "AudioDecodeError" and body["min_reference_clips"] == 4
+    r = client.post("/predict?speaker=alice", content=Path(clip).read_bytes(), headers={"content-type": "audio/wav"})
+    assert r.status_code == 422 and "3 reference clip(s) of the speaker, 4 needed" in r.json()["error"]["message"]
+    r = client.post("/speakers/alice/references", files=_files(references[3:]))
+    assert r.json()["n_references"] == 5 and r.json()["ready"]
+    assert client.get("/speakers/alice").json() == {"speaker": "alice", "n_references": 5, "min_reference_clips": 4,
+                                                     "ready": True}
+    r = client.post("/predict?speaker=alice", content=Path(clip).read_bytes(), headers={"content-type": "audio/wav"})
+    assert r.status_code == 200, r.text
+    assert r.json()["probabilities"] == pytest.approx(expected["probabilities"], abs=1e-9)
+    r = client.post("/predict?speaker=alice&explain=true", content=Path(clip).read_bytes(),
+                    headers={"content-type": "audio/wav"})
+    assert r.status_code == 200 and r.json()["explanation"]["predicted"] == expected["emotion"]
+    # The model is adapted per request; its SHAP explainer is built once and shared with every copy.
+    explainers = app.state.service.model._explainers
+    assert set(explainers) == {"shap"} and app.state.service.model_for("alice")._explainers is explainers
+    r = client.post("/predict/batch?speaker=alice", files=_files([clip]))
+    assert r.json()["results"][0]["probabilities"] == pytest.approx(expected["probabilities"], abs=1e-9)
+    metrics = client.get("/metrics").text
+    assert "vibe_check_speakers 1.0" in metrics
+    assert 'vibe_check_errors_total{endpoint="/speakers/{speaker_id}/references",error_type="AudioDecodeError"} 1.0' in metrics
+    # Ids are checked; a speaker can be forgotten.
+    assert client.get("/speakers/not%20an%20id").status_code == 422
+    assert client.get("/speakers/..%2Fetc").status_code in (404, 422)  # never a path
+    assert client.get("/speakers/agent-07.left").status_code == 404  # a valid id, not stored
+    assert client.delete("/speakers/alice").json() == {"speaker": "alice", "deleted": True}
+    assert client.get("/speakers/alice").status_code == 404
+    assert client.delete("/speakers/alice").status_code == 404
 
 
-def test_a_service_of_a_plain_model_takes_no_speaker_references(trained_models):
+def test_a_service_of_a_plain_model_takes_no_speaker_references(trained_models, ready_client):
     pytest.importorskip("fastapi", reason="serving needs the 'serve' extra")
     pytest.importorskip("multipart", reason="serving needs python-multipart")
     from vibe_check.serving import ServeSettings, create_app
 
     clip = trained_models["manifest"]["path"].iloc[0]
-    client = _ready_client(create_app(trained_models["best"], settings=ServeSettings(drift=False)))
-    try:
-        r = client.post("/speakers/alice/references", files=_files([clip]))
-        assert r.status_code == 422 and "takes no speaker references" in r.json()["error"]["message"]
-        r = client.post("/predict?speaker=alice", content=Path(clip).read_bytes(), headers={"content-type": "audio/wav"})
-        assert r.status_code == 422 and r.json()["error"]["type"] == "SpeakerReferenceError"
-    finally:
-        client.__exit__(None, None, None)
+    client = ready_client(create_app(trained_models["best"], settings=ServeSettings(drift=False)))
+    r = client.post("/speakers/alice/references", files=_files([clip]))
+    assert r.status_code == 422 and "takes no speaker references" in r.json()["error"]["message"]
+    r = client.post("/predict?speaker=alice", content=Path(clip).read_bytes(), headers={"content-type": "audio/wav"})
+    assert r.status_code == 422 and r.json()["error"]["type"] == "SpeakerReferenceError"
 
 
 def test_the_reference_store_is_bounded():

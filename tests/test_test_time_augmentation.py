@@ -142,7 +142,7 @@ def test_clip_rows_and_clip_proba_are_the_stages_of_a_prediction(tta_bundle, tra
     assert plain.clip_rows(y)[0].shape == (1, len(model.feature_names))
 
 
-def test_the_service_can_classify_with_speed_copies(tta_bundle, trained_models, tmp_path):
+def test_the_service_can_classify_with_speed_copies(tta_bundle, trained_models, ready_client):
     pytest.importorskip("fastapi", reason="serving needs the 'serve' extra")
     pytest.importorskip("multipart", reason="serving needs python-multipart")
     import time
@@ -156,16 +156,12 @@ def test_the_service_can_classify_with_speed_copies(tta_bundle, trained_models, 
     _, _, bundle = tta_bundle
     path = trained_models["manifest"]["path"].iloc[0]
     expected = CustomEmotionModel(bundle, test_time_augmentation=True).predict_emotion_from_file(path)
-    app = create_app(bundle, settings=ServeSettings(test_time_augmentation=True, drift=False))
-    with TestClient(app) as client:
-        deadline = time.monotonic() + 30
-        while client.get("/readyz").status_code != 200 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert client.get("/model").json()["test_time_speeds"] == [0.9, 1.1]
-        r = client.post("/predict", content=Path(path).read_bytes(), headers={"content-type": "audio/wav"})
-        assert r.status_code == 200, r.text
-        got = r.json()["probabilities"]
-        assert got == pytest.approx(expected["probabilities"], abs=1e-9)
+    client = ready_client(create_app(bundle, settings=ServeSettings(test_time_augmentation=True, drift=False)))
+    assert client.get("/model").json()["test_time_speeds"] == [0.9, 1.1]
+    r = client.post("/predict", content=Path(path).read_bytes(), headers={"content-type": "audio/wav"})
+    assert r.status_code == 200, r.text
+    got = r.json()["probabilities"]
+    assert got == pytest.approx(expected["probabilities"], abs=1e-9)
     # A bundle trained without speed copies cannot be served so: /readyz says why.
     app = create_app(trained_models["best"], settings=ServeSettings(test_time_augmentation=True, drift=False))
     with TestClient(app) as client:
