@@ -193,6 +193,7 @@ def test_model_endpoint(client, model):
     assert info["cv"]["n_folds"] == 3
     assert info["versions"]["vibe_check"] and info["versions"]["scikit-learn"] and info["created_at"]
     assert "path" not in info  # the server's file layout is not the client's business
+    assert info["speaker_normalized"] is False and "min_reference_clips" not in info  # clips are classified on their own
 
 
 def test_metrics_endpoint_content_type(client):

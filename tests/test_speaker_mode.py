@@ -170,6 +170,8 @@ def test_the_service_classifies_a_clip_relative_to_its_speakers_references(speak
     expected = CustomEmotionModel(written["best"]).for_speaker(references).predict_emotion_from_file(clip)
     app = create_app(written["best"], settings=ServeSettings(drift=False))
     client = ready_client(app)
+    info = client.get("/model").json()  # what a client (the web page) needs to know first
+    assert info["speaker_normalized"] is True and info["min_reference_clips"] == 4
     # Before any reference: the clip cannot be classified, and says how to proceed.
     r = client.post("/predict", content=Path(clip).read_bytes(), headers={"content-type": "audio/wav"})
     assert r.status_code == 422 and "?speaker=<id>" in r.json()["error"]["message"]

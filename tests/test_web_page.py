@@ -9,6 +9,7 @@ Screenshots go to the pytest tmp dir and to ``test-output/web/`` (git-ignored).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
@@ -38,7 +39,8 @@ WAIT_S = 30  # upper bound of every wait for the page
 OUTPUT = Path(__file__).resolve().parents[1] / "test-output" / "web"
 PAGE_IDS = ("drop-zone", "file-input", "record-button", "explain-toggle", "status", "error", "result", "result-emotion",
             "result-confidence", "probabilities", "reasons", "explain-note", "model-panel", "model-classes", "model-metrics",
-            "model-hash", "model-created")
+            "model-hash", "model-created", "speaker-panel", "speaker-id", "reference-input", "reference-button",
+            "speaker-status")
 
 
 # -- fast: the page and its assets, no browser ---------------------------------------------------------
@@ -97,13 +99,13 @@ def clips(tmp_path_factory) -> dict[str, Path]:
     return paths
 
 
-@pytest.fixture(scope="module")
-def server(bundle):
-    """The service on 127.0.0.1 and a free port, in a background thread; yields its base URL."""
+@contextlib.contextmanager
+def serving(bundle_path: Path):
+    """The service of ``bundle_path`` on 127.0.0.1 and a free port, in a background thread."""
     uvicorn = pytest.importorskip("uvicorn")
     from vibe_check.models._custom import CustomEmotionModel
 
-    model = CustomEmotionModel(bundle, max_duration=MAX_SECONDS)
+    model = CustomEmotionModel(bundle_path, max_duration=MAX_SECONDS)
     app = create_app(model, settings=DEFAULTS)
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False))
     thread = threading.Thread(target=srv.run, name="web-page-test-server", daemon=True)
@@ -115,9 +117,18 @@ def server(bundle):
             pytest.fail("uvicorn did not start within 20 s")
         time.sleep(0.05)
     port = srv.servers[0].sockets[0].getsockname()[1]
-    yield {"url": f"http://127.0.0.1:{port}/", "model": model}
-    srv.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield {"url": f"http://127.0.0.1:{port}/", "model": model}
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server(bundle):
+    """The logistic-regression bundle in service; yields its base URL and the model."""
+    with serving(bundle) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")
@@ -448,3 +459,67 @@ def test_wav_encoder_output_decodes_on_the_server(page):
     assert y[0] == pytest.approx(1.0, abs=1e-4) and y[1] == pytest.approx(-1.0, abs=1e-4)
     reference = 0.5 * np.sin(2 * np.pi * 440 * np.arange(2, 1600) / 16000)
     assert np.max(np.abs(y[2:] - reference)) < 1e-4
+
+
+
+@pytest.fixture(scope="module")
+def speaker_server(trained_models, tmp_path_factory):
+    """A speaker-normalised LDA bundle (trained on the shared fixture's manifest) in service."""
+    from vibe_check.training import EmotionTrainer
+
+    trainer = EmotionTrainer(models=["lda"], n_splits=3, speaker_normalization=True).fit(trained_models["manifest"])
+    root = tmp_path_factory.mktemp("web_speaker_model")
+    with serving(Path(trainer.save_bundles(root, formats=("pkl",), command="pytest web page speaker")["best"])) as served:
+        yield served
+
+
+@browser_test
+def test_a_speaker_model_asks_for_reference_clips_then_classifies_relative_to_them(browser, speaker_server, clips, tmp_path):
+    model = speaker_server["model"]
+    need = model.min_reference_clips
+    refs = [write_audio(tmp_path / f"ref-{i}.wav", synthesize_utterance(e, speaker=2, seed=40 + i), SR)
+            for i, e in enumerate(["neutral", "happy", "sad", "calm", "fearful"])]
+    set_viewport(browser, 1280, 900)
+    browser.get(speaker_server["url"])
+    wait_for(browser, lambda d: d.find_element("id", "speaker-panel").is_displayed(), "the speaker panel")
+    assert f"at least {need} clips" in browser.find_element("id", "speaker-hint").text
+    status = lambda: browser.find_element("id", "speaker-status").text  # noqa: E731
+
+    # No speaker named yet: the page says what to do and sends nothing.
+    assert upload(browser, clips["angry"]) == "error"
+    assert browser.find_element("id", "error-title").text == "Reference clips of the speaker are needed"
+    assert f"at least {need} reference clips" in browser.find_element("id", "error-message").text
+
+    name = browser.find_element("id", "speaker-id")
+    name.send_keys("alex\t")  # the change event looks the speaker up
+    wait_for(browser, lambda d: "No reference clips of alex yet" in status(), "the unknown-speaker status")
+
+    # Too few references (one of the files is not audio: reported by name, the others are kept).
+    browser.find_element("id", "reference-input").send_keys("\n".join(map(str, refs[: need - 1] + [clips["not_audio"]])))
+    wait_for(browser, lambda d: f"{need - 1} reference clip(s) of alex stored; {need} needed" in status(), "the reference count")
+    errors = browser.find_element("id", "reference-errors").text
+    assert "notes.txt" in errors and "ref-0.wav" not in errors
+    assert upload(browser, clips["angry"]) == "error"  # the service refuses: 422 with the count
+    assert browser.find_element("id", "error-title").text == "Reference clips of the speaker are needed"
+    assert f"{need - 1} reference clip(s)" in browser.find_element("id", "error-message").text
+
+    browser.find_element("id", "reference-input").send_keys("\n".join(map(str, refs[need - 1 :])))
+    wait_for(browser, lambda d: f"Ready: {len(refs)} reference clip(s) of alex stored" in status(), "the ready status")
+    assert not browser.find_element("id", "reference-errors").is_displayed()
+
+    expected = model.for_speaker(refs).predict_emotion_from_file(clips["angry"])
+    assert upload(browser, clips["angry"]) == "result"
+    assert browser.find_element("id", "result-emotion").text.lower() == expected["emotion"]
+    assert browser.find_element("id", "result-confidence").text == f"{expected['confidence'] * 100:.1f}% confident"
+    assert "relative to alex" in browser.find_element("id", "status").text
+    screenshot(browser, tmp_path, "speaker-mode.png", full_page=True)
+
+    browser.find_element("id", "speaker-forget").click()
+    wait_for(browser, lambda d: "Forgot the reference clips of alex" in status(), "the forget status")
+    assert upload(browser, clips["angry"]) == "error"
+    assert browser.find_element("id", "error-title").text == "No reference clips for this speaker"
+
+    name.clear()
+    name.send_keys("not a name\t")
+    wait_for(browser, lambda d: "cannot be used as a name" in status(), "the invalid-name status")
+    no_trace(browser)

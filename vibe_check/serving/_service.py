@@ -69,6 +69,8 @@ def model_summary(model) -> dict:
     summary.pop("path", None)
     summary["n_training_files"] = (meta.get("data_summary") or {}).get("n_files")
     summary["explainable"] = hasattr(model, "explain")
+    if getattr(model, "speaker_normalized", False):  # what a client must send before ?speaker=
+        summary["min_reference_clips"] = model.min_reference_clips
     return to_json(summary)
 
 

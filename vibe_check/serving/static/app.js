@@ -22,7 +22,9 @@
     ServiceBusyError: "The service is busy",
     BadRequestError: "The request was not understood",
     NetworkError: "Cannot reach the service",
-    RecordingError: "The recording could not be used"
+    RecordingError: "The recording could not be used",
+    SpeakerReferenceError: "Reference clips of the speaker are needed",
+    UnknownSpeakerError: "No reference clips for this speaker"
   };
   /** What to do about each error, in a sentence; the service's own message follows as the detail. */
   var ERROR_ADVICE = {
@@ -35,12 +37,17 @@
     InvalidAudioError: function () { return "The samples cannot be used: export the clip again as 16-bit WAV."; },
     RequestTimeoutError: function () { return "Try a shorter clip, or retry in a moment."; },
     ModelNotReadyError: function () { return "Retry in a few seconds."; },
-    ServiceBusyError: function () { return "Retry in a few seconds."; }
+    ServiceBusyError: function () { return "Retry in a few seconds."; },
+    SpeakerReferenceError: function () { return "Add reference clips of the speaker in \u201cThe speaker\u201d panel, then try again."; },
+    UnknownSpeakerError: function () { return "Add reference clips of the speaker in \u201cThe speaker\u201d panel, then try again."; }
   };
   var STATUS_TITLES = { 413: "This file is too large", 415: "This upload is not supported", 422: "This audio cannot be used",
                         503: "The service is busy", 504: "The prediction took too long" };
 
-  var state = { limits: DEFAULT_LIMITS, explainable: null, busy: false, recorder: null, audioUrl: null };
+  var SPEAKER_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;  // the service's pattern for speaker ids
+
+  var state = { limits: DEFAULT_LIMITS, explainable: null, busy: false, recorder: null, audioUrl: null,
+                speakerMode: false, minReferences: null };
 
   function $(id) { return document.getElementById(id); }
 
@@ -168,6 +175,7 @@
       $("explain-toggle").disabled = true;
       $("explain-toggle").nextElementSibling.textContent = "Explain the prediction (not available for this model yet)";
     }
+    if (info.speaker_normalized) enableSpeakerPanel(info.min_reference_clips);
     $("model-status").textContent = "";
     show($("model-status"), false);
     show($("model-facts"), true);
@@ -302,7 +310,10 @@
   function post(blob, name, explain) {
     var form = new FormData();
     form.append("file", blob, name);
-    return fetchJSON(explain ? "predict?explain=true" : "predict", { method: "POST", body: form });
+    var query = [];
+    if (explain) query.push("explain=true");
+    if (state.speakerMode) query.push("speaker=" + encodeURIComponent(speakerId()));
+    return fetchJSON("predict" + (query.length ? "?" + query.join("&") : ""), { method: "POST", body: form });
   }
 
   /** Predict with reasons when asked and possible; without them (and a note) when the model cannot explain. */
@@ -347,10 +358,18 @@
       show($("result"), false);
       return;
     }
+    if (state.speakerMode && !SPEAKER_ID.test(speakerId())) {
+      showError("SpeakerReferenceError", "This model classifies a clip relative to its speaker: name the speaker and add at least " +
+                (state.minReferences || "a few") + " reference clips of them first.", 0);
+      show($("result"), false);
+      $("speaker-id").focus();
+      return;
+    }
     setBusy(true);
-    setStatus("Analysing " + name + "\u2026", true);
+    var whose = state.speakerMode ? " (relative to " + speakerId() + ")" : "";
+    setStatus("Analysing " + name + whose + "\u2026", true);
     predictWithReasons(blob, name).then(function (pair) {
-      setStatus("Done: the model hears " + pair[0].emotion + " in " + name + ".", false, true);
+      setStatus("Done: the model hears " + pair[0].emotion + " in " + name + whose + ".", false, true);
       renderResult(pair[0], { name: name, blob: blob }, pair[1]);
     }, function (err) {
       show($("result"), false);
@@ -509,14 +528,123 @@
     });
   }
 
+  /* ---------------------------------------------------------------- speaker (speaker-normalised models) */
+
+  function speakerId() { return $("speaker-id").value.trim(); }
+
+  function speakerUrl(id) { return "speakers/" + encodeURIComponent(id); }
+
+  function setSpeakerStatus(text) { $("speaker-status").textContent = text; }
+
+  function renderSpeaker(status) {
+    var need = status.min_reference_clips;
+    state.minReferences = need;
+    setSpeakerStatus(status.ready
+      ? "Ready: " + status.n_references + " reference clip(s) of " + status.speaker + " stored. Try a clip of them."
+      : status.n_references + " reference clip(s) of " + status.speaker + " stored; " + need + " needed. Add " +
+        (need - status.n_references) + " more.");
+    show($("speaker-forget"), true);
+  }
+
+  function renderReferenceErrors(items) {
+    var list = $("reference-errors");
+    list.textContent = "";
+    items.forEach(function (item) {
+      list.appendChild(el("li", null, item.filename + ": " + item.message));
+    });
+    show(list, items.length > 0);
+  }
+
+  /** The id typed, or null (with the reason shown) when the service would refuse it. */
+  function validSpeakerId() {
+    var id = speakerId();
+    if (SPEAKER_ID.test(id)) return id;
+    setSpeakerStatus(id ? "\u201c" + id + "\u201d cannot be used as a name: use letters, digits, \u201c_\u201d, \u201c.\u201d or \u201c-\u201d (at most 64)."
+      : "Name the speaker first.");
+    $("speaker-id").focus();
+    return null;
+  }
+
+  function lookUpSpeaker() {
+    renderReferenceErrors([]);
+    show($("speaker-forget"), false);
+    var id = speakerId();
+    if (!id) { setSpeakerStatus(""); return; }
+    if (!validSpeakerId()) return;
+    fetchJSON(speakerUrl(id)).then(renderSpeaker, function (err) {
+      setSpeakerStatus(err.status === 404 ? "No reference clips of " + id + " yet: add at least " + (state.minReferences || "a few") + "."
+        : err.message);
+    });
+  }
+
+  function uploadReferences(files) {
+    var id = validSpeakerId();
+    if (!id) return;
+    var form = new FormData(), refused = [], count = 0;
+    var limit = state.limits.max_batch_files || files.length;
+    files.forEach(function (file, i) {
+      if (i >= limit) {
+        refused.push({ filename: file.name, message: "not sent: at most " + limit + " files at once" });
+      } else if (file.size > state.limits.max_upload_bytes) {
+        refused.push({ filename: file.name, message: "not sent: larger than " + formatMB(state.limits.max_upload_bytes) });
+      } else {
+        form.append("files", file, file.name);
+        count++;
+      }
+    });
+    renderReferenceErrors(refused);
+    if (!count) return;
+    $("reference-button").disabled = true;
+    setSpeakerStatus("Adding " + count + " reference clip(s) of " + id + "\u2026");
+    fetchJSON(speakerUrl(id) + "/references", { method: "POST", body: form }).then(function (status) {
+      renderSpeaker(status);
+      renderReferenceErrors(refused.concat(status.results.filter(function (r) { return r.error; }).map(function (r) {
+        return { filename: r.filename, message: r.error.message };
+      })));
+    }, function (err) {
+      setSpeakerStatus(err.message);
+    }).then(function () { $("reference-button").disabled = false; });
+  }
+
+  function forgetSpeaker() {
+    var id = speakerId();
+    fetchJSON(speakerUrl(id), { method: "DELETE" }).then(function () {
+      setSpeakerStatus("Forgot the reference clips of " + id + ".");
+    }, function (err) { setSpeakerStatus(err.message); });
+    show($("speaker-forget"), false);
+    renderReferenceErrors([]);
+  }
+
+  function enableSpeakerPanel(minReferences) {
+    state.speakerMode = true;
+    state.minReferences = minReferences || null;
+    if (minReferences) {
+      $("speaker-hint").textContent = "This model hears a clip relative to its speaker's usual voice: name the speaker, add at least " +
+        minReferences + " clips of them (any emotion; more is better), then try clips of the same speaker.";
+    }
+    show($("speaker-panel"), true);
+  }
+
+  function setupSpeaker() {
+    var input = $("reference-input");
+    $("speaker-id").addEventListener("change", lookUpSpeaker);
+    $("reference-button").addEventListener("click", function () { if (validSpeakerId()) input.click(); });
+    input.addEventListener("change", function () {
+      if (input.files && input.files.length) uploadReferences(Array.prototype.slice.call(input.files));
+      input.value = "";
+    });
+    $("speaker-forget").addEventListener("click", forgetSpeaker);
+  }
+
   /* ---------------------------------------------------------------- start */
 
   function start() {
     setupUpload();
     setupRecording();
+    setupSpeaker();
     loadModel(0);
   }
 
-  window.vibeCheck = { encodeWav: encodeWav, toWav: toWav, analyse: analyse };  // for tests and the console
+  window.vibeCheck = { encodeWav: encodeWav, toWav: toWav, analyse: analyse, uploadReferences: uploadReferences };  // for tests and the console
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start); else start();
 })();
