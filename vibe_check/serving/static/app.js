@@ -645,6 +645,6 @@
     loadModel(0);
   }
 
-  window.vibeCheck = { encodeWav: encodeWav, toWav: toWav, analyse: analyse, uploadReferences: uploadReferences };  // for tests and the console
+  window.vibeCheck = { encodeWav: encodeWav, toWav: toWav, analyse: analyse };  // for tests and the console
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start); else start();
 })();
