@@ -13,6 +13,9 @@ then scored on the trainer's 5 speaker folds with the default temperature-scaled
     python docs/experiments/compare_fusion.py ../shared/data/ravdess16k            # everything
     python docs/experiments/compare_fusion.py ../shared/data/ravdess16k families   # one screen
 
+The "fused" screen also saves each fold's held-out paths and the ComParE LDA's calibrated
+log-probabilities (data/.feature_cache/compare_logprobs.pkl) for three_view_fusion.py.
+
 Extraction takes about 9 minutes on 2 cores (cached in data/.feature_cache/compare_rows.npy);
 the full fusion about 10 more (the 6,373-feature LDA: about 115 s per fold), the families 3.
 Needs ``pip install opensmile``.
@@ -20,6 +23,7 @@ Needs ``pip install opensmile``.
 
 from __future__ import annotations
 
+import pickle
 import sys
 import time
 from pathlib import Path
@@ -39,6 +43,7 @@ from vibe_check.training._cv import speaker_folds
 from vibe_check.training._models import make_model, row_fit_params
 
 CACHE = Path("data/.feature_cache/compare_rows.npy")
+LOGPROBS = Path("data/.feature_cache/compare_logprobs.pkl")
 m = build_manifest(sys.argv[1], None, config=FeatureConfig(), n_jobs=2, cache_dir="data/.feature_cache",
                    progress=False, augment=DEFAULT_AUGMENTATIONS)
 SCREENS = sys.argv[2:] or ["fused", "families", "appended"]
@@ -117,6 +122,8 @@ base = scored(X)
 report("default LDA", base)
 if "fused" in SCREENS:
     whole = scored(C[:, varies])
+    with open(LOGPROBS, "wb") as f:
+        pickle.dump([(m.path.to_numpy()[test], lp) for (_, test), lp in zip(FOLDS, whole)], f)
     report("ComParE LDA alone", whole)
     report("fused with the default LDA", fused(base, whole))
 if "families" in SCREENS:

@@ -5,7 +5,10 @@ speakers' original frames, Fisher vectors for every row, the default (temperatur
 the v3 features and one on the Fisher vectors, and their fusion. About 45 minutes on 2 cores at
 stop 15, 15 minutes with the faster LDA solve (stop 19).
 
-    python docs/experiments/fisher_fusion_cv.py models/custom/manifest.parquet /tmp/frames.pkl
+    python docs/experiments/fisher_fusion_cv.py models/custom/manifest.parquet /tmp/frames.pkl [/tmp/fisher_logprobs.pkl]
+
+With a third argument, each fold's held-out paths and the two LDAs' calibrated log-probabilities
+are saved there for docs/experiments/three_view_fusion.py.
 """
 import sys
 import pickle, time, numpy as np, pandas as pd
@@ -30,7 +33,7 @@ def fisher(gmm, F):
     b = np.einsum("tk,tkd->kd", q, z**2 - 1) / (T * np.sqrt(2 * w)[:, None])
     v = np.concatenate([a.ravel(), b.ravel()]); v = np.sign(v) * np.sqrt(np.abs(v))
     return v / (np.linalg.norm(v) + 1e-12)
-res = {}
+res = {}; saved = []
 for fi, (tr, te) in enumerate(folds):
     t0 = time.time()
     rng = np.random.default_rng(0)
@@ -47,5 +50,8 @@ for fi, (tr, te) in enumerate(folds):
     print(fi, "T", round(mb[-1].temperature_, 2), round(mf[-1].temperature_, 2), f"fv {t1-t0:.0f}s lda {time.time()-t1:.0f}s", flush=True)
     cands = {"base": lb, "fv": lf, "calibrated sum (equal)": lb + lf, "w1/3 raw-temp": (2/3) * lb * mb[-1].temperature_ + (1/3) * lf * mf[-1].temperature_,
              "calibrated arithmetic": np.exp(lb) + np.exp(lf)}
+    saved.append((m.path.to_numpy()[te], lb, lf))
     for k, s in cands.items(): res.setdefault(k, []).append(f1_score(y[te], s.argmax(1), average="macro"))
 for k, v in res.items(): print(f"{k:25s} {np.mean(v):.3f} ± {np.std(v):.3f} {np.round(v, 3)}")
+if len(sys.argv) > 3:
+    pickle.dump(saved, open(sys.argv[3], "wb"))
