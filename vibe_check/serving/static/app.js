@@ -26,6 +26,7 @@
     SpeakerReferenceError: "Reference clips of the speaker are needed",
     UnknownSpeakerError: "No reference clips for this speaker"
   };
+  function addReferencesAdvice() { return "Add reference clips of the speaker in \u201cThe speaker\u201d panel, then try again."; }
   /** What to do about each error, in a sentence; the service's own message follows as the detail. */
   var ERROR_ADVICE = {
     UploadTooLargeError: function (l) { return "Send a shorter or compressed clip of at most " + formatMB(l.max_upload_bytes) + "."; },
@@ -38,8 +39,8 @@
     RequestTimeoutError: function () { return "Try a shorter clip, or retry in a moment."; },
     ModelNotReadyError: function () { return "Retry in a few seconds."; },
     ServiceBusyError: function () { return "Retry in a few seconds."; },
-    SpeakerReferenceError: function () { return "Add reference clips of the speaker in \u201cThe speaker\u201d panel, then try again."; },
-    UnknownSpeakerError: function () { return "Add reference clips of the speaker in \u201cThe speaker\u201d panel, then try again."; }
+    SpeakerReferenceError: addReferencesAdvice,
+    UnknownSpeakerError: addReferencesAdvice
   };
   var STATUS_TITLES = { 413: "This file is too large", 415: "This upload is not supported", 422: "This audio cannot be used",
                         503: "The service is busy", 504: "The prediction took too long" };
