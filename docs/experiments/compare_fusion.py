@@ -13,8 +13,9 @@ then scored on the trainer's 5 speaker folds with the default temperature-scaled
     python docs/experiments/compare_fusion.py ../shared/data/ravdess16k            # everything
     python docs/experiments/compare_fusion.py ../shared/data/ravdess16k families   # one screen
 
-The "fused" screen also saves each fold's held-out paths and the ComParE LDA's calibrated
-log-probabilities (data/.feature_cache/compare_logprobs.pkl) for three_view_fusion.py.
+The "fused" and "families" screens also save each fold's held-out paths and the calibrated
+log-probabilities of their LDAs (data/.feature_cache/compare_logprobs.pkl, a dict by view) for
+three_view_fusion.py.
 
 Extraction takes about 9 minutes on 2 cores (cached in data/.feature_cache/compare_rows.npy);
 the full fusion about 10 more (the 6,373-feature LDA: about 115 s per fold), the families 3.
@@ -107,6 +108,13 @@ def scored(Xa):
     return out
 
 
+def save_view(name, log_probas):
+    """Add one view's held-out log-probabilities to LOGPROBS (per fold: the test paths and their rows)."""
+    views = pickle.loads(LOGPROBS.read_bytes()) if LOGPROBS.exists() else {}
+    views[name] = [(m.path.to_numpy()[test], lp) for (_, test), lp in zip(FOLDS, log_probas)]
+    LOGPROBS.write_bytes(pickle.dumps(views))
+
+
 def fused(a, b):
     return [p + q for p, q in zip(a, b)]
 
@@ -122,13 +130,13 @@ base = scored(X)
 report("default LDA", base)
 if "fused" in SCREENS:
     whole = scored(C[:, varies])
-    with open(LOGPROBS, "wb") as f:
-        pickle.dump([(m.path.to_numpy()[test], lp) for (_, test), lp in zip(FOLDS, whole)], f)
+    save_view("ComParE", whole)
     report("ComParE LDA alone", whole)
     report("fused with the default LDA", fused(base, whole))
 if "families" in SCREENS:
     for label, mask in FAMILIES.items():
         part = scored(C[:, mask & varies])
+        save_view(f"ComParE {label}", part)
         report(f"{label} ({int((mask & varies).sum())}) alone", part)
         report(f"{label} fused", fused(base, part))
 if "appended" in SCREENS:
