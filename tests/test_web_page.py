@@ -64,6 +64,11 @@ def test_page_and_assets_are_served_offline_ready(tmp_path):
         assert f"static/{name}" in page.text
     for text in [page.text] + [(STATIC_DIR / name).read_text(encoding="utf-8") for name in expected]:
         assert not re.search(r"https?://", text), "the page must not load or link anything outside this service"
+    # The page checks speaker names with its name field's pattern: the service's own.
+    from vibe_check.serving._speakers import SPEAKER_ID_PATTERN
+
+    pattern = re.search(r'id="speaker-id"[^>]*\spattern="([^"]+)"', page.text, flags=re.S).group(1)
+    assert f"^{pattern}$" == SPEAKER_ID_PATTERN
     assert client.get("/static/missing.js").status_code == 404
     assert client.get("/static/%2e%2e/_app.py").status_code == 404  # no escape from static/
 

@@ -45,8 +45,6 @@
   var STATUS_TITLES = { 413: "This file is too large", 415: "This upload is not supported", 422: "This audio cannot be used",
                         503: "The service is busy", 504: "The prediction took too long" };
 
-  var SPEAKER_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;  // the service's pattern for speaker ids
-
   var state = { limits: DEFAULT_LIMITS, explainable: null, busy: false, recorder: null, audioUrl: null,
                 speakerMode: false, minReferences: null };
 
@@ -359,7 +357,7 @@
       show($("result"), false);
       return;
     }
-    if (state.speakerMode && !SPEAKER_ID.test(speakerId())) {
+    if (state.speakerMode && !isSpeakerId(speakerId())) {
       showError("SpeakerReferenceError", "This model classifies a clip relative to its speaker: name the speaker and add at least " +
                 (state.minReferences || "a few") + " reference clips of them first.", 0);
       show($("result"), false);
@@ -533,6 +531,9 @@
 
   function speakerId() { return $("speaker-id").value.trim(); }
 
+  /** Whether the service accepts ``id``: the name field's own pattern, which is the service's. */
+  function isSpeakerId(id) { return new RegExp("^(?:" + $("speaker-id").pattern + ")$", "u").test(id); }
+
   function speakerUrl(id) { return "speakers/" + encodeURIComponent(id); }
 
   function setSpeakerStatus(text) { $("speaker-status").textContent = text; }
@@ -559,7 +560,7 @@
   /** The id typed, or null (with the reason shown) when the service would refuse it. */
   function validSpeakerId() {
     var id = speakerId();
-    if (SPEAKER_ID.test(id)) return id;
+    if (isSpeakerId(id)) return id;
     setSpeakerStatus(id ? "\u201c" + id + "\u201d cannot be used as a name: use letters, digits, \u201c_\u201d, \u201c.\u201d or \u201c-\u201d (at most 64)."
       : "Name the speaker first.");
     $("speaker-id").focus();
