@@ -11,7 +11,7 @@ mean +- standard deviation over folds.
 * the mean/std librosa recipe most open-source projects use (MFCC 40, chroma, mel 128,
   spectral contrast, tonnetz: 386 features) + random forest, + gradient boosting, + logistic
   regression;
-* vibe-check's default model (shrinkage LDA on its 821 features), with and without its training
+* vibe-check's default model (shrinkage LDA on its named features), with and without its training
   augmentation.
 
 Baselines see the original clips only, as published; each one's regularisation is chosen inside

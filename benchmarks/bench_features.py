@@ -14,7 +14,7 @@ compilation, first-call caches and worker start-up are not counted:
 * vibe-check with ``n_jobs`` worker processes (joblib/loky, which gives each worker one BLAS thread);
 * openSMILE eGeMAPS v02 functionals (``Smile.process_file``), one process, when installed.
 
-The ratio of our single-process files/s to eGeMAPS's says whether our 821 named features cost less
+The ratio of our single-process files/s to eGeMAPS's says whether our named features cost less
 than the 88 eGeMAPS ones (target: >= 1.0).
 """
 

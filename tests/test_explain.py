@@ -238,9 +238,15 @@ def test_words():
     assert feature_unit("rms_db_slope", "frame RMS level in dB relative to the clip's level; slope (per second)") == "dB/s"
     assert feature_unit("rms_db_skew", "frame RMS level in dB relative to the clip's level; skewness") == ""
     assert feature_unit("spectral_centroid_slope", "spectral centroid (Hz): brightness; slope") == "Hz/s"
-    # Every covariation feature reads as a unitless correlation of two named descriptors.
+    # The contour group's slopes are over the utterance's normalised time: no "per second".
     from vibe_check.features import describe_features
 
+    table = describe_features().set_index("name").description
+    assert feature_unit("f0_rel_slope", table["f0_rel_slope"]) == "st"
+    assert feature_unit("level_rel_slope", table["level_rel_slope"]) == "dB"
+    assert feature_unit("level_rel_upper_fraction", table["level_rel_upper_fraction"]) == ""
+    assert plain_label("f0_rel_p95") == "relative pitch, 95th percentile"
+    # Every covariation feature reads as a unitless correlation of two named descriptors.
     table = describe_features()
     for name, desc in zip(table.name, table.description):
         if name.startswith("corr_"):

@@ -27,11 +27,13 @@ from vibe_check.features import (
     FeatureConfig,
     FeatureExtractor,
     _config,
+    _contour,
     _covariation,
     _prosody,
     _spectral,
     cepstral_features,
     chroma_features,
+    contour_features,
     contrast_features,
     covariation_features,
     describe_features,
@@ -57,6 +59,7 @@ GROUP_FUNCTIONS = {
     "voice_quality": (_prosody, "voice_quality_features"),
     "energy": (_spectral, "energy_features"),
     "timing": (_prosody, "timing_features"),
+    "contour": (_contour, "contour_features"),
     "spectral": (_spectral, "spectral_features"),
     "contrast": (_spectral, "contrast_features"),
     "cepstral": (_spectral, "cepstral_features"),
@@ -189,6 +192,7 @@ def test_group_functions_standalone_match_descriptions(utterance):
         "voice_quality": voice_quality_features(f0, strength, voiced, S),
         "energy": energy_features(y, SR),
         "timing": timing_features(level, voiced),
+        "contour": contour_features(f0, voiced, level),
         "spectral": spectral_features(y, SR),
         "contrast": contrast_features(y, SR),
         "cepstral": cepstral_features(y, SR, voiced=voiced),
@@ -296,6 +300,61 @@ def test_covariation_uses_speech_frames_only_and_degrades_to_zero():
     assert set(short.values()) == {0.0}, "4 frames say nothing about how descriptors co-vary"
     assert list(covariation_features(mel_db, f0, voiced, level, n_mfcc=5)) == names_of_group(
         describe_features(FeatureConfig(covariation_mfcc=5)), "covariation")
+
+
+# -- contours relative to the utterance ------------------------------------------------------------
+def _glide(semitones: np.ndarray, base_hz: float = 180.0) -> np.ndarray:
+    return base_hz * 2.0 ** (semitones / 12.0)
+
+
+def test_contour_reads_the_shape_of_a_known_melody():
+    n = 301
+    voiced, level = np.ones(n, bool), np.full(n, -20.0)
+    rise = contour_features(_glide(np.linspace(0.0, 6.0, n)), voiced, level)
+    fall = contour_features(_glide(np.linspace(6.0, 0.0, n)), voiced, level)
+    arch = contour_features(_glide(6.0 * (1.0 - np.linspace(-1.0, 1.0, n) ** 2)), voiced, level)
+    # A 6-semitone straight glide: its percentiles sit on the line, it has no arch and no residual.
+    assert rise["f0_rel_p99"] - rise["f0_rel_p01"] == pytest.approx(0.98 * 6.0, rel=1e-6)
+    assert rise["f0_rel_p25"] == pytest.approx(-1.5, abs=1e-9) and rise["f0_rel_p75"] == pytest.approx(1.5, abs=1e-9)
+    assert rise["f0_rel_slope"] == pytest.approx(3.0, rel=1e-6)  # semitones from the middle to the end
+    assert fall["f0_rel_slope"] == pytest.approx(-3.0, rel=1e-6)
+    assert abs(rise["f0_rel_curvature"]) < 1e-9 and rise["f0_rel_residual_std"] < 1e-9
+    assert rise["f0_rel_delta_mean"] == pytest.approx(6.0 / (n - 1), rel=1e-6)
+    # Rising then falling: a negative arch and no overall slope.
+    assert arch["f0_rel_curvature"] < -3.0 and abs(arch["f0_rel_slope"]) < 1e-9
+    # A flat level gives zeros for its shape, not NaN.
+    assert rise["level_rel_std"] == 0.0 and rise["level_rel_skew"] == 0.0 and rise["level_rel_upper_fraction"] == 0.0
+
+
+def test_contour_ignores_register_gain_and_pauses():
+    rng = np.random.default_rng(0)
+    n = 400
+    semis = np.cumsum(rng.normal(0, 0.3, n))
+    voiced = rng.random(n) > 0.3
+    level = -20.0 + np.cumsum(rng.normal(0, 0.5, n))
+    base = contour_features(_glide(semis), voiced, level)
+    # Another voice an octave up, recorded 12 dB louder: the same melody and dynamics.
+    assert contour_features(_glide(semis, base_hz=360.0), voiced, level + 12.0) == pytest.approx(base, rel=1e-9, abs=1e-9)
+    # Pauses (inactive frames) with wild values are left out.
+    pad = 50
+    f0_p = np.r_[_glide(semis), rng.uniform(80, 500, pad)]
+    level_p = np.r_[level, rng.normal(-60, 30, pad)]
+    voiced_p = np.r_[voiced, np.ones(pad, bool)]
+    active = np.r_[np.ones(n, bool), np.zeros(pad, bool)]
+    assert contour_features(f0_p, voiced_p, level_p, active=active) == pytest.approx(base, rel=1e-9, abs=1e-9)
+
+
+def test_contour_voicing_runs_and_degenerate_input():
+    voiced = np.tile(np.r_[np.ones(10, bool), np.zeros(10, bool)], 10)  # 20 runs of 10 frames
+    out = contour_features(np.full(200, 150.0), voiced, np.full(200, -20.0), hop_length=160, sr=16000)
+    assert out["voicing_run_rate"] == pytest.approx(0.1)
+    assert out["voicing_run_mean_s"] == pytest.approx(0.1) and out["voicing_run_std_s"] == pytest.approx(0.0)
+    # No voiced frame at all, or a clip of 3 frames: every value defined (zeros for pitch).
+    silent = contour_features(np.full(200, 150.0), np.zeros(200, bool), np.full(200, -20.0))
+    assert np.isfinite(list(silent.values())).all()
+    assert all(v == 0.0 for k, v in silent.items() if k.startswith("f0_rel"))
+    tiny = contour_features(np.full(3, 150.0), np.ones(3, bool), np.full(3, -20.0))
+    assert list(tiny) == names_of_group(describe_features(), "contour") and np.isfinite(list(tiny.values())).all()
 
 
 # -- invariances -----------------------------------------------------------------------------------

@@ -41,8 +41,8 @@ the integral is evaluated by Gauss-Legendre quadrature, error below 1e-9). This 
 "integrated gradients" rule applied to the link function only: each feature keeps its share of
 the logit movement, and its effect on every class's probability, including the classes it
 pushes *down* through the softmax, follows from the Jacobian. It is an approximation of the
-members' true probability-space SHAP values (which would need model-agnostic sampling over 821
-features), but it is additive and its base value ``softmax(z0)`` is stated. Every feature's
+members' true probability-space SHAP values (which would need model-agnostic sampling over about
+940 features), but it is additive and its base value ``softmax(z0)`` is stated. Every feature's
 probability contributions sum to zero over the classes, as probabilities must.
 """
 
@@ -105,7 +105,7 @@ class ShapResult:
     --------
     >>> res = shap_values(pipeline, X[:50], feature_names=names, classes=classes)  # doctest: +SKIP
     >>> res.values.shape  # doctest: +SKIP
-    (50, 821, 8)
+    (50, 942, 8)
     >>> res.mean_abs().head()  # doctest: +SKIP
     """
 

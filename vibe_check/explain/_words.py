@@ -10,7 +10,8 @@ __all__ = ["plain_label", "feature_unit", "format_value", "level_word", "sentenc
 # Longest prefix first wins; the rest of the name is a statistic (see _STAT_TEMPLATES).
 _BASES: list[tuple[str, str]] = [
     ("f0_semitone", "pitch"), ("f0_velocity", "speed of pitch change"), ("f0_rise_fraction", "share of rising pitch"),
-    ("f0_final_slope", "final pitch rise or fall"), ("f0", "pitch"), ("voiced_fraction", "share of voiced speech"),
+    ("f0_final_slope", "final pitch rise or fall"),
+    ("f0_rel_delta", "pitch step"), ("f0_rel", "relative pitch"), ("f0", "pitch"), ("voiced_fraction", "share of voiced speech"),
     ("hnr", "voice clarity"), ("voicing_strength", "voicing strength"),
     ("jitter_local", "pitch roughness"), ("jitter_ddp", "pitch roughness (DDP)"),
     ("shimmer_db", "loudness roughness"), ("shimmer_local", "relative loudness roughness"),
@@ -24,14 +25,23 @@ _BASES: list[tuple[str, str]] = [
     ("spectral_flux", "spectral change"), ("spectral_slope_0_500", "spectral slope 0-500 Hz"),
     ("spectral_slope_500_1500", "spectral slope 0.5-1.5 kHz"), ("alpha_ratio", "low-to-high energy ratio"),
     ("hammarberg_index", "spectral tilt"), ("zcr", "zero-crossing rate"),
+    ("level_rel_delta", "loudness step"), ("level_rel_voiced", "loudness of voiced frames"),
+    ("level_rel_unvoiced", "loudness of unvoiced frames"), ("level_rel", "relative loudness"),
+    ("voicing_run_rate", "voicing switch rate"), ("voicing_run_mean_s", "voiced/unvoiced run length"),
+    ("voicing_run_std_s", "voiced/unvoiced run length variability"),
     ("level", "loudness"),  # the frame level, a descriptor of the covariation group
 ]
 _STAT_TEMPLATES = {
     "mean": "average {}", "std": "{} variability", "p10": "{}, 10th percentile", "p50": "median {}",
     "p90": "{}, 90th percentile", "range": "{} range", "skew": "{} skewness", "kurt": "{} peakedness",
     "slope": "{} trend",
+    # the contour group's functionals
+    "p01": "{}, 1st percentile", "p05": "{}, 5th percentile", "p25": "{}, 25th percentile",
+    "p75": "{}, 75th percentile", "p95": "{}, 95th percentile", "p99": "{}, 99th percentile",
+    "curvature": "{} arch", "residual_std": "{} wobble around its trend", "iqr": "{} interquartile range",
+    "upper_fraction": "time {} spends near its top", "step_mean": "{} step size", "step_std": "{} step variability",
 }
-_UNITLESS_STATS = ("skew", "kurt")
+_UNITLESS_STATS = ("skew", "kurt", "upper_fraction")
 _DYNAMIC = [  # numbered families: (pattern, label template)
     (re.compile(r"^mfcc_(\d+)_delta"), "MFCC {} change"),
     (re.compile(r"^mfcc_(\d+)_unvoiced"), "MFCC {} (unvoiced frames)"),
@@ -103,7 +113,10 @@ def feature_unit(name: str, description: str) -> str:
     else:
         m = re.search(r"\((Hz|dB|s|dB/kHz)\)|\bin (dB|Hz)\b", description)
         unit = (m.group(1) or m.group(2)) if m else ""
-    return f"{unit}/s" if unit and stat == "slope" else unit
+    # Slopes per second (the shared functionals); the contour group's slope and arch are over the
+    # utterance's normalised time, so they keep the contour's own unit.
+    per_second = stat == "slope" and "over the utterance" not in description
+    return f"{unit}/s" if unit and per_second else unit
 
 
 def format_value(value: float) -> str:

@@ -1,6 +1,7 @@
-"""Named acoustic features: prosody, voice quality, energy, timing, spectral, cepstral, mel, chroma, covariation."""
+"""Named acoustic features: prosody, voice quality, energy, timing, contour, spectral, cepstral, mel, chroma, covariation."""
 
 from ._config import FEATURE_GROUPS, FEATURE_SET_VERSION, FeatureConfig
+from ._contour import contour_features
 from ._covariation import covariation_features, frame_descriptors
 from ._extractor import FeatureExtractor, SignalInfo, describe_features
 from ._functionals import FUNCTIONALS, summarize
@@ -32,6 +33,7 @@ __all__ = [
     "SignalInfo",
     "cepstral_features",
     "chroma_features",
+    "contour_features",
     "contrast_features",
     "covariation_features",
     "frame_descriptors",

@@ -18,6 +18,7 @@ FEATURE_GROUPS: dict[str, str] = {
     "voice_quality": "jitter, shimmer, harmonics-to-noise ratio and voicing strength",
     "energy": "loudness (RMS level in dB) and its dynamics",
     "timing": "pauses, voiced segments and a speech-rate proxy",
+    "contour": "shape and dynamics of the pitch and loudness contours relative to the utterance",
     "spectral": "spectral shape: centroid, bandwidth, roll-off, flatness, slope, flux, band ratios, ZCR",
     "contrast": "spectral contrast (peak-to-valley ratio) in octave bands",
     "cepstral": "MFCCs and their deltas, over all frames and over voiced/unvoiced frames",

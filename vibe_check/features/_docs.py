@@ -105,6 +105,11 @@ def _intro(cfg: FeatureConfig) -> list[str]:
         "| --- | --- |",
         *[f"| `{name}` | {_cell(desc)} |" for name, desc in FUNCTIONALS.items()],
         "",
+        "The contour group has its own, richer functionals (nine percentiles, the slope and arch of the contour "
+        "over the utterance's normalised time, the residual around the line, frame-to-frame steps), applied to "
+        "pitch in semitones from the clip's median voiced F0 and to level in dB from its mean active level; "
+        "each feature's description names both parts.",
+        "",
     ]
 
 

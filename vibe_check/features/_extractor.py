@@ -12,7 +12,7 @@ import pandas as pd
 
 from ..audio import DEFAULT_MAX_DURATION, load_audio, prepare_signal, trim_silence
 from ..exceptions import VibeCheckError
-from . import _covariation, _prosody, _spectral
+from . import _contour, _covariation, _prosody, _spectral
 from ._config import FeatureConfig
 
 __all__ = ["FeatureExtractor", "SignalInfo", "describe_features"]
@@ -49,6 +49,7 @@ def describe_features(config: FeatureConfig | None = None) -> pd.DataFrame:
         "voice_quality": _prosody.VOICE_QUALITY_DESCRIPTIONS,
         "energy": _spectral.describe_energy(),
         "timing": _prosody.TIMING_DESCRIPTIONS,
+        "contour": _contour.describe_contour(),
         "spectral": _spectral.describe_spectral(),
         "contrast": _spectral.describe_contrast(),
         "cepstral": _spectral.describe_cepstral(cfg.n_mfcc),
@@ -177,7 +178,7 @@ class FeatureExtractor:
         features: dict[str, float] = {}
         groups = set(cfg.groups)
         f0 = strength = voiced = None
-        if groups & {"prosody", "voice_quality", "timing", "cepstral", "covariation"}:
+        if groups & {"prosody", "voice_quality", "timing", "contour", "cepstral", "covariation"}:
             f0, strength, voiced = _prosody.pitch_track(
                 speech, sr, fmin=cfg.fmin_f0, fmax=cfg.fmax_f0, hop_length=hop, active=active
             )
@@ -194,6 +195,8 @@ class FeatureExtractor:
                 features.update(_spectral.energy_features(**common))
             elif group == "timing":
                 features.update(_prosody.timing_features(level, voiced, sr=sr, hop_length=hop, duration=speech.size / sr))
+            elif group == "contour":
+                features.update(_contour.contour_features(f0, voiced, level, active=active, sr=sr, hop_length=hop))
             elif group == "spectral":
                 features.update(_spectral.spectral_features(speech, active=active, **common))
             elif group == "contrast":

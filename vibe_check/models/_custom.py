@@ -325,7 +325,7 @@ class CustomEmotionModel:
         --------
         >>> rows, info = model.clip_rows(model.decode("clip.wav"))  # doctest: +SKIP
         >>> rows.shape  # doctest: +SKIP
-        (5, 821)
+        (5, 942)
 
         With ``test_time_augmentation=True`` and the default training: the clip and its 4 speed copies.
         """

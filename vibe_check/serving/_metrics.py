@@ -14,6 +14,8 @@ from typing import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from ..features._config import FEATURE_GROUPS as _EXTRACTOR_GROUPS
+
 __all__ = ["ServiceMetrics", "LATENCY_BUCKETS", "CONFIDENCE_BUCKETS", "STAGES"]
 
 PREFIX = "vibe_check"
@@ -27,7 +29,7 @@ CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0
 LEVEL_BUCKETS = (-80.0, -70.0, -60.0, -50.0, -45.0, -40.0, -35.0, -30.0, -25.0, -20.0, -15.0, -10.0, -5.0, 0.0)
 SNR_BUCKETS = (0.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0, 35.0, 40.0, 50.0, 60.0, 80.0)
 #: Feature groups of the extractor: drift and SHAP series exist for each from the start.
-FEATURE_GROUPS = ("prosody", "voice_quality", "energy", "timing", "spectral", "contrast", "cepstral", "mel", "chroma")
+FEATURE_GROUPS = tuple(_EXTRACTOR_GROUPS)
 
 
 class ServiceMetrics:
