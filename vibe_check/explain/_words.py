@@ -11,7 +11,7 @@ __all__ = ["plain_label", "feature_unit", "format_value", "level_word", "sentenc
 _BASES: list[tuple[str, str]] = [
     ("f0_semitone", "pitch"), ("f0_velocity", "speed of pitch change"), ("f0_rise_fraction", "share of rising pitch"),
     ("f0_final_slope", "final pitch rise or fall"),
-    ("f0_rel_delta", "pitch step"), ("f0_rel", "relative pitch"), ("f0", "pitch"), ("voiced_fraction", "share of voiced speech"),
+    ("f0_rel_delta", "pitch movement"), ("f0_rel", "relative pitch"), ("f0", "pitch"), ("voiced_fraction", "share of voiced speech"),
     ("hnr", "voice clarity"), ("voicing_strength", "voicing strength"),
     ("jitter_local", "pitch roughness"), ("jitter_ddp", "pitch roughness (DDP)"),
     ("shimmer_db", "loudness roughness"), ("shimmer_local", "relative loudness roughness"),
@@ -25,7 +25,7 @@ _BASES: list[tuple[str, str]] = [
     ("spectral_flux", "spectral change"), ("spectral_slope_0_500", "spectral slope 0-500 Hz"),
     ("spectral_slope_500_1500", "spectral slope 0.5-1.5 kHz"), ("alpha_ratio", "low-to-high energy ratio"),
     ("hammarberg_index", "spectral tilt"), ("zcr", "zero-crossing rate"),
-    ("level_rel_delta", "loudness step"), ("level_rel_voiced", "loudness of voiced frames"),
+    ("level_rel_delta", "loudness movement"), ("level_rel_voiced", "loudness of voiced frames"),
     ("level_rel_unvoiced", "loudness of unvoiced frames"), ("level_rel", "relative loudness"),
     ("voicing_run_rate", "voicing switch rate"), ("voicing_run_mean_s", "voiced/unvoiced run length"),
     ("voicing_run_std_s", "voiced/unvoiced run length variability"),
@@ -39,7 +39,8 @@ _STAT_TEMPLATES = {
     "p01": "{}, 1st percentile", "p05": "{}, 5th percentile", "p25": "{}, 25th percentile",
     "p75": "{}, 75th percentile", "p95": "{}, 95th percentile", "p99": "{}, 99th percentile",
     "curvature": "{} arch", "residual_std": "{} wobble around its trend", "iqr": "{} interquartile range",
-    "upper_fraction": "time {} spends near its top", "step_mean": "{} step size", "step_std": "{} step variability",
+    "upper_fraction": "time {} spends near its top", "step_mean": "speed of {} change",
+    "step_std": "variability of {} change",
 }
 _UNITLESS_STATS = ("skew", "kurt", "upper_fraction")
 _DYNAMIC = [  # numbered families: (pattern, label template)
