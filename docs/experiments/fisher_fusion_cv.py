@@ -2,8 +2,10 @@
 
 Step 2 of 2: 5 speaker folds as the trainer makes them; per fold a 64-component GMM on the training
 speakers' original frames, Fisher vectors for every row, the default (temperature-scaled) LDA on
-the v3 features and one on the Fisher vectors, and their fusion. About 45 minutes on 2 cores at
-stop 15, 15 minutes with the faster LDA solve (stop 19).
+the manifest's features (the package's current default set: 821 at stops 15-20, 942 since stop 21)
+and one on the Fisher vectors, and their fusion. About 45 minutes on 2 cores at
+stop 15, 15 minutes with the faster LDA solve (stop 19), 8 minutes with the batched Fisher encoding
+(stop 21).
 
     python docs/experiments/fisher_fusion_cv.py models/custom/manifest.parquet /tmp/frames.pkl [/tmp/fisher_logprobs.pkl]
 
@@ -24,15 +26,28 @@ aug = m.augmentation.to_numpy(); orig = np.flatnonzero(aug == "none"); copies = 
 folds = speaker_folds(y[orig], g[orig], n_splits=5, random_state=0)
 folds = [(np.concatenate([orig[tr], copies[np.isin(g[copies], g[orig][tr])]]), orig[te]) for tr, te in folds]
 FR = pickle.load(open(sys.argv[2], "rb"))
-def fisher(gmm, F):
-    q = gmm.predict_proba(F); T = len(F)
-    sd = np.sqrt(gmm.covariances_)
-    z = (F[:, None, :] - gmm.means_[None]) / sd[None]          # T x K x D
-    w = gmm.weights_
-    a = np.einsum("tk,tkd->kd", q, z) / (T * np.sqrt(w)[:, None])
-    b = np.einsum("tk,tkd->kd", q, z**2 - 1) / (T * np.sqrt(2 * w)[:, None])
-    v = np.concatenate([a.ravel(), b.ravel()]); v = np.sign(v) * np.sqrt(np.abs(v))
-    return v / (np.linalg.norm(v) + 1e-12)
+def fisher_all(gmm, sc, FR):
+    """Improved Fisher vectors (power- and L2-normalised) of every clip at once.
+
+    Stops 15-20 encoded clip by clip from ``GaussianMixture.predict_proba`` in float64 (65 s for
+    9,600 clips). Since stop 21 the posteriors of all frames come from float32 matmuls and each
+    clip's statistics from one small matmul (9 s); the formulas are the same, and fold 0's fused
+    score moved from 0.694 to 0.696.
+    """
+    Z = ((np.vstack(FR) - sc.mean_) / sc.scale_).astype(np.float32)
+    mu, var, w = gmm.means_.astype(np.float32), gmm.covariances_.astype(np.float32), gmm.weights_
+    prec = 1 / var
+    ll = -0.5 * ((Z**2) @ prec.T - 2 * Z @ (mu * prec).T + (mu**2 * prec).sum(1)) - 0.5 * np.log(var).sum(1) + np.log(w)
+    ll -= ll.max(1, keepdims=True); q = np.exp(ll); q /= q.sum(1, keepdims=True)
+    out = np.empty((len(FR), 2 * mu.size), np.float32); sd = np.sqrt(var); s = 0
+    for i, T in enumerate(len(f) for f in FR):
+        qi, zi = q[s:s + T], Z[s:s + T]; s += T
+        n0 = qi.sum(0)[:, None]; s1 = qi.T @ zi; s2 = qi.T @ (zi * zi)
+        a = (s1 - n0 * mu) / sd / (T * np.sqrt(w)[:, None])
+        b = ((s2 - 2 * mu * s1 + n0 * mu**2) / var - n0) / (T * np.sqrt(2 * w)[:, None])
+        v = np.concatenate([a.ravel(), b.ravel()]); v = np.sign(v) * np.sqrt(np.abs(v))
+        out[i] = v / (np.linalg.norm(v) + 1e-12)
+    return out
 res = {}; saved = []
 for fi, (tr, te) in enumerate(folds):
     t0 = time.time()
@@ -41,8 +56,7 @@ for fi, (tr, te) in enumerate(folds):
     Ftr = np.vstack([FR[i] for i in tro]).astype(np.float64); sc = StandardScaler().fit(Ftr)
     sub = Ftr[rng.choice(len(Ftr), min(60000, len(Ftr)), replace=False)]
     gmm = GaussianMixture(64, covariance_type="diag", random_state=0, max_iter=50, reg_covar=1e-4).fit(sc.transform(sub))
-    V = np.zeros((len(FR), 64 * 2 * Ftr.shape[1]))
-    for i in np.concatenate([tr, te]): V[i] = fisher(gmm, sc.transform(FR[i].astype(np.float64)))
+    V = fisher_all(gmm, sc, FR)
     t1 = time.time()
     mb = make_model("lda"); mb.fit(X0[tr], y[tr], **row_fit_params(mb, groups=g[tr], calibrate_on=aug[tr] == "none"))
     mf = make_model("lda"); mf.fit(V[tr], y[tr], **row_fit_params(mf, groups=g[tr], calibrate_on=aug[tr] == "none"))
