@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._functionals import _percentiles, runs
+from ._functionals import _percentiles, runs, summarize
 
 __all__ = ["CONTOUR_DESCRIPTORS", "CONTOUR_FUNCTIONALS", "contour_features", "describe_contour"]
 
@@ -83,19 +83,14 @@ def _contour_functionals(x: np.ndarray) -> np.ndarray:
     if n < 4:
         return np.zeros(len(CONTOUR_FUNCTIONALS))
     pct = np.array(_percentiles(x[None, :], _PERCENTILES))[:, 0]
-    mean = x.mean()
+    mean, std, skew, kurt = summarize(x[None, :], frame_rate=1.0, functionals=("mean", "std", "skew", "kurt"))[0]
     centred = x - mean
-    std = centred.std()
     t = np.linspace(-1.0, 1.0, n)  # utterance time: slope and arch do not depend on its length
     slope = (t @ centred) / (t @ t)
     legendre2 = 1.5 * t * t - 0.5
     legendre2 -= legendre2.mean()
     curvature = (legendre2 @ centred) / (legendre2 @ legendre2)
     residual_std = (centred - slope * t).std()
-    if std > 1e-12:
-        skew, kurt = (centred**3).mean() / std**3, (centred**4).mean() / std**4 - 3.0
-    else:
-        skew, kurt = 0.0, 0.0
     spread = pct[-1] - pct[0]
     upper = float(np.mean(x > pct[0] + 0.75 * spread)) if spread > 0 else 0.0
     step = np.diff(x)
@@ -128,7 +123,6 @@ def contour_features(
 
     Examples
     --------
-    >>> t = np.arange(200)
     >>> f0 = 200.0 * 2 ** (np.linspace(-2, 2, 200) / 12)   # a 4-semitone rise
     >>> feats = contour_features(f0, np.ones(200, bool), np.full(200, -20.0))
     >>> round(feats["f0_rel_p99"] - feats["f0_rel_p01"], 1), feats["f0_rel_slope"] > 0
@@ -150,8 +144,12 @@ def contour_features(
         "level_rel_voiced": level_rel[voiced],
         "level_rel_unvoiced": level_rel[~voiced],
     }
-    values = {c: dict(zip(CONTOUR_FUNCTIONALS, _contour_functionals(x))) for c, x in contours.items()}
-    out = {name: float(values[c][fn]) for name, c, fn in _names()}
+    out = {
+        f"{c}_{fn}": float(v)
+        for c, x in contours.items()
+        for fn, v in zip(CONTOUR_FUNCTIONALS, _contour_functionals(x))
+        if (c, fn) not in _CONSTANT
+    }
     lengths = np.array([b - a for a, b in runs(voiced)] + [b - a for a, b in runs(~voiced)], dtype=np.float64)
     frame_s = hop_length / sr
     out["voicing_run_rate"] = lengths.size / max(voiced.size, 1)
