@@ -229,6 +229,20 @@ def test_copies_only_ever_train(augmented):
     assert trainer.bundle_extra()["background"].shape[0] <= 45
 
 
+def test_the_lda_learns_the_nuisance_from_each_recordings_copies(augmented):
+    df, _ = augmented
+    trainer = EmotionTrainer(models=["lda"], n_splits=3).fit(df)
+    lda = trainer.estimators_["lda"][-1]
+    # every candidate weight was scored on held-out speakers, and the best one was used
+    assert set(lda.nuisance_scores_) == set(lda.nuisance_weights)
+    assert lda.nuisance_weight_ == min(lda.nuisance_scores_, key=lda.nuisance_scores_.get)
+    note = trainer.bundle_metadata("lda")["nuisance_covariance"]
+    assert note["weight"] == lda.nuisance_weight_ and len(note["held_out_log_loss"]) == len(lda.nuisance_weights)
+    # copies are paired with their original through the file's checksum: dropping it loses the pairing
+    alone = EmotionTrainer(models=["lda"], n_splits=3).fit(df.drop(columns=["sha256", "path"]))
+    assert alone.estimators_["lda"][-1].nuisance_weight_ == 0.0
+
+
 # -- the robustness table -----------------------------------------------------------------------------
 def test_corrupt_conditions(voice):
     rng = np.random.default_rng(0)

@@ -96,8 +96,8 @@ def test_a_binary_lda_is_calibrated_too():
 class _Recorder(ClassifierMixin, BaseEstimator):
     """Remembers the per-row fit parameters it was given."""
 
-    def fit(self, X, y, groups=None, calibrate_on=None):
-        self.groups_, self.calibrate_on_ = groups, calibrate_on
+    def fit(self, X, y, groups=None, calibrate_on=None, recordings=None):
+        self.groups_, self.calibrate_on_, self.recordings_ = groups, calibrate_on, recordings
         self.classes_ = np.unique(y)
         return self
 
@@ -125,10 +125,12 @@ def test_cross_validation_hands_each_fold_its_own_speakers_and_original_rows():
     groups = np.repeat(np.arange(5), 4)
     originals = np.arange(20) % 4 != 3
     train, test = np.flatnonzero(groups != 2), np.flatnonzero(groups == 2)
+    recordings = np.arange(20) // 2
     _, model = fit_predict_fold(Pipeline([("model", _Recorder())]), X, y, train, test, n_classes=2, fold=0,
-                                groups=groups, calibrate_on=originals)
+                                groups=groups, calibrate_on=originals, recordings=recordings)
     np.testing.assert_array_equal(model[-1].groups_, groups[train])
     np.testing.assert_array_equal(model[-1].calibrate_on_, originals[train])
+    np.testing.assert_array_equal(model[-1].recordings_, recordings[train])
 
 
 def test_trained_lda_bundles_carry_a_held_out_temperature(trained_models):
@@ -166,3 +168,89 @@ def test_fixed_shrinkage_keeps_scikit_learns_solver():
     ours = BalancedLinearDiscriminantAnalysis(shrinkage=0.3, calibration_cv=None).fit(X, y)
     ref = LinearDiscriminantAnalysis(solver="lsqr", shrinkage=0.3, priors=np.full(6, 1 / 6)).fit(X, y)
     np.testing.assert_allclose(ours.coef_, ref.coef_, rtol=1e-10)
+
+
+# -- the nuisance covariance --------------------------------------------------------------------
+def _augmented(seed=0, n_speakers=10, per_class=8, nuisance=3.0):
+    """Two classes that differ in features 0 and 1 alike; each clip has a copy whose feature 1
+    carries strong noise (the "recording condition"), so only feature 0 is trustworthy."""
+    rng = np.random.default_rng(seed)
+    X, y, g = [], [], []
+    for s in range(n_speakers):
+        for c in (0, 1):
+            X.append(rng.normal(0, 1, (per_class, 3)) + np.array([c, c, 0.0]))
+            y += [c] * per_class
+            g += [s] * per_class
+    clean, y, g = np.vstack(X), np.array(y), np.array(g)
+    copies = clean + np.outer(rng.normal(0, nuisance, len(clean)), [0.0, 1.0, 0.0])
+    n = len(clean)
+    return (np.r_[clean, copies], np.r_[y, y], np.r_[g, g], np.r_[np.arange(n), np.arange(n)],
+            np.r_[np.ones(n, bool), np.zeros(n, bool)])
+
+
+def test_nuisance_scatter_is_the_spread_of_copies_around_their_recording():
+    from vibe_check.training._models import _nuisance_scatter
+
+    X = np.array([[0.0, 0.0], [2.0, 0.0], [5.0, 1.0], [5.0, 3.0], [9.0, 9.0]])
+    recordings = np.array(["a", "a", "b", "b", "c"])  # residuals (-1, 0) (1, 0) (0, -1) (0, 1) (0, 0)
+    np.testing.assert_allclose(_nuisance_scatter(X, recordings), np.diag([2.0, 2.0]) / 5)
+    assert _nuisance_scatter(X, np.arange(5)) is None  # no copies: nothing to measure
+
+
+def test_the_nuisance_covariance_turns_the_lda_away_from_what_augmentation_moves():
+    X, y, g, recordings, originals = _augmented()
+    plain = BalancedLinearDiscriminantAnalysis(calibration_cv=None).fit(X, y, recordings=recordings)
+    assert plain.nuisance_weight_ == 0.0  # the first candidate, without inner folds to choose
+    heavy = BalancedLinearDiscriminantAnalysis(calibration_cv=None, nuisance_weights=(4.0,)).fit(X, y, recordings=recordings)
+    assert heavy.nuisance_weight_ == 4.0
+    ratio = lambda lda: abs(lda.coef_[0, 1] / lda.coef_[0, 0])  # weight on the noisy feature vs the clean one
+    # within-class variance of feature 1: about 5.5 from the rows; + 4 x 2.25 from the pairs
+    assert ratio(heavy) < ratio(plain) / 2, (ratio(plain), ratio(heavy))
+    # on new recordings under the same condition, the heavier nuisance weight is the more accurate
+    # (about 0.685 against 0.695: 16,000 noisy rows hold the difference to about +-0.002)
+    Xt, yt, *_ = _augmented(seed=1, n_speakers=1000)
+    noisy = slice(len(Xt) // 2, None)
+    assert heavy.score(Xt[noisy], yt[noisy]) > plain.score(Xt[noisy], yt[noisy]) + 0.004
+
+
+def test_inner_folds_choose_the_weight_with_the_lowest_held_out_log_loss():
+    X, y, g, recordings, originals = _augmented()
+    lda = BalancedLinearDiscriminantAnalysis().fit(X, y, groups=g, calibrate_on=originals, recordings=recordings)
+    assert set(lda.nuisance_scores_) == set(lda.nuisance_weights)
+    assert lda.nuisance_weight_ == min(lda.nuisance_scores_, key=lda.nuisance_scores_.get)
+    assert lda.nuisance_weight_ > 0  # the noisy feature misleads the held-out speakers' copies' originals less
+    # the model is refit on every row with the chosen weight
+    fixed = BalancedLinearDiscriminantAnalysis(calibration_cv=None, nuisance_weights=(lda.nuisance_weight_,))
+    fixed.fit(X, y, recordings=recordings)
+    np.testing.assert_allclose(lda.coef_ * lda.temperature_, fixed.coef_, rtol=1e-10)
+
+
+def test_without_copies_the_lda_is_the_plain_one():
+    X, y, g = _speakers(n_speakers=6, n_features=20)
+    alone = BalancedLinearDiscriminantAnalysis().fit(X, y, groups=g, recordings=np.arange(len(y)))
+    plain = BalancedLinearDiscriminantAnalysis().fit(X, y, groups=g)
+    assert alone.nuisance_weight_ == plain.nuisance_weight_ == 0.0 and alone.nuisance_scores_ == {}
+    np.testing.assert_allclose(alone.coef_, plain.coef_)
+    assert alone.temperature_ == plain.temperature_
+
+
+def test_the_temperature_is_fitted_on_inner_refits_of_the_model():
+    """The inner folds' logits are those of LDAs refit on each inner training side."""
+    from sklearn.model_selection import GroupKFold
+
+    X, y, g = _speakers(n_speakers=10, n_features=40)
+    lda = BalancedLinearDiscriminantAnalysis().fit(X, y, groups=g)
+    logits, truth = [], []
+    for train, test in GroupKFold(n_splits=5).split(X, y, g):
+        inner = BalancedLinearDiscriminantAnalysis(calibration_cv=None).fit(X[train], y[train])
+        logits.append(inner.decision_function(X[test]))
+        truth.append(y[test])
+    assert lda.temperature_ == pytest.approx(fit_temperature(np.vstack(logits), np.concatenate(truth)), rel=1e-6)
+
+
+def test_bad_nuisance_settings_are_refused():
+    X, y, g, recordings, _ = _augmented(n_speakers=4)
+    with pytest.raises(ValueError, match=">= 0"):
+        BalancedLinearDiscriminantAnalysis(nuisance_weights=(-1.0,)).fit(X, y, recordings=recordings)
+    with pytest.raises(ValueError, match="solver='lsqr'"):
+        BalancedLinearDiscriminantAnalysis(solver="eigen", nuisance_weights=(1.0,)).fit(X, y, recordings=recordings)

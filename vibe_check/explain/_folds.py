@@ -56,8 +56,9 @@ class FoldModels:
         self.y = trainer._y_train
         # Base models are fitted on these (the emotions, for a sentiment read off emotion models).
         self.y_fit = trainer._y_fit
-        # Speakers and original (non-augmented) rows, for the models that calibrate on held-out speakers.
-        self.groups, self.originals = trainer._groups_train, trainer._originals_train
+        # Per-row fit parameters (speakers, original clips, recordings), as the trainer fitted with.
+        self.per_row = getattr(trainer, "_per_row_train", None) or {"groups": trainer._groups_train,
+                                                                    "calibrate_on": trainer._originals_train}
         n = len(trainer.folds_)
         self.folds = list(range(n if max_folds is None else max(1, min(max_folds, n))))
         self.n_threads = n_threads
@@ -87,8 +88,7 @@ class FoldModels:
             else:
                 t0 = time.perf_counter()
                 with self.threads():
-                    est = fit_clone(self.trainer.estimators_[name], self.X, self.y_fit, tr,
-                                    groups=self.groups, calibrate_on=self.originals)
+                    est = fit_clone(self.trainer.estimators_[name], self.X, self.y_fit, tr, **self.per_row)
             self.refit_seconds[name] = self.refit_seconds.get(name, 0.0) + time.perf_counter() - t0
             self._cache[key] = est
         return self._cache[key]

@@ -65,33 +65,32 @@ class FoldResult:
     test_actors: list[int] = field(default_factory=list)
 
 
-def fit_clone(estimator, X: np.ndarray, y: np.ndarray, rows: np.ndarray | None = None, *,
-              groups: np.ndarray | None = None, calibrate_on: np.ndarray | None = None):
+def fit_clone(estimator, X: np.ndarray, y: np.ndarray, rows: np.ndarray | None = None, **per_row):
     """A clone of ``estimator`` fitted on ``X[rows]``, ``y[rows]`` (every row when ``rows`` is None).
 
-    ``groups`` (speakers) and ``calibrate_on`` (rows to calibrate on), one value per row of ``X``,
-    are cut to the same rows and reach the models whose ``fit`` takes them (see
+    ``per_row`` arrays (``groups``: speakers, ``calibrate_on``: rows to calibrate on,
+    ``recordings``: the recording each row was made from), one value per row of ``X``, are cut to
+    the same rows and reach the models whose ``fit`` takes them (see
     :func:`~vibe_check.training._models.row_fit_params`).
     """
     rows = slice(None) if rows is None else rows
-    per_row = {"groups": groups, "calibrate_on": calibrate_on}
     model = clone(estimator)
     return model.fit(X[rows], y[rows], **row_fit_params(model, **{k: None if v is None else np.asarray(v)[rows]
                                                                   for k, v in per_row.items()}))
 
 
 def fit_predict_fold(estimator, X: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, *, n_classes: int,
-                     fold: int, groups: np.ndarray | None = None,
-                     calibrate_on: np.ndarray | None = None) -> tuple[FoldResult, object]:
-    """Fit a clone on ``train`` (see :func:`fit_clone`), predict probabilities on ``test``; columns
-    follow ``range(n_classes)``."""
+                     fold: int, **per_row) -> tuple[FoldResult, object]:
+    """Fit a clone on ``train`` (see :func:`fit_clone`, which takes ``per_row``), predict
+    probabilities on ``test``; columns follow ``range(n_classes)``."""
     t0 = time.perf_counter()
-    model = fit_clone(estimator, X, y, train, groups=groups, calibrate_on=calibrate_on)
+    model = fit_clone(estimator, X, y, train, **per_row)
     t1 = time.perf_counter()
     raw = model.predict_proba(X[test])
     t2 = time.perf_counter()
     # A training side missing a class yields fewer columns: put them back in label order.
     proba = np.zeros((len(test), n_classes))
     proba[:, np.asarray(model.classes_, dtype=int)] = raw
+    groups = per_row.get("groups")
     actors = sorted(set(np.asarray(groups)[test].tolist())) if groups is not None else []
     return FoldResult(fold, test, proba, t1 - t0, t2 - t1, actors), model

@@ -11,6 +11,7 @@ from typing import Sequence
 
 import numpy as np
 import scipy.linalg
+import scipy.sparse
 from scipy.optimize import minimize_scalar
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
@@ -102,13 +103,25 @@ def make_model(name: str, *, random_state: int = 0, n_jobs: int = 1) -> Pipeline
 
 
 class BalancedLinearDiscriminantAnalysis(LinearDiscriminantAnalysis):
-    """Shrinkage LDA with equal class priors and temperature-scaled probabilities.
+    """Shrinkage LDA with equal class priors, a nuisance covariance and temperature-scaled probabilities.
 
     **Equal priors.** Plain LDA takes its priors from the class frequencies, so a class with half
     the clips of the others (RAVDESS's neutral) starts with half their odds and is
     under-predicted, which costs macro-F1. Equal priors match the other models' balanced class
     weights. On RAVDESS (5 speaker folds, default augmentation) they took LDA from 0.601 to 0.609
     macro-F1 and neutral's F1 from 0.41 to 0.50.
+
+    **Nuisance covariance.** Augmented copies of a recording (noise, babble, telephone band,
+    speed) differ from it only by what should not change the prediction. Given ``recordings``
+    (which recording each row was made from), ``fit`` measures that variation directly: the
+    scatter of the rows around their recording's mean. It is added, with weight
+    ``nuisance_weight_``, to the within-class covariance, so the discriminant turns away from
+    the directions that recording conditions move (the "within-class covariance normalisation"
+    of speaker verification, with the augmentation as the nuisance). As ordinary rows, the copies
+    count only as 7 more draws of their class; the pairing says which differences are nuisance.
+    The weight is chosen from ``nuisance_weights`` on the same inner folds as the temperature, by
+    held-out log-loss, so the choice never sees the outer test speakers (see docs/experiments.md,
+    "Nuisance covariance").
 
     **Calibration.** LDA's posteriors assume one shared Gaussian covariance; with ~800 features
     they are far too sure of themselves (expected calibration error 0.18 on unseen RAVDESS
@@ -125,18 +138,28 @@ class BalancedLinearDiscriminantAnalysis(LinearDiscriminantAnalysis):
     Parameters
     ----------
     solver : {"lsqr", "eigen"}
-        As in :class:`~sklearn.discriminant_analysis.LinearDiscriminantAnalysis` (shrinkage needs one of these).
+        As in :class:`~sklearn.discriminant_analysis.LinearDiscriminantAnalysis` (shrinkage needs
+        one of these). A nuisance covariance needs ``"lsqr"``.
     shrinkage : "auto", float or None
         Ledoit-Wolf (``"auto"``) or a fixed shrinkage of the covariance.
     tol : float
     calibration_cv : int or None
-        Inner folds for the temperature; None (or 0) keeps LDA's own posteriors (``T = 1``).
+        Inner folds for the temperature and the nuisance weight; None (or 0) keeps LDA's own
+        posteriors (``T = 1``) and the first of ``nuisance_weights``.
+    nuisance_weights : sequence of float
+        Candidate weights of the nuisance covariance (0 leaves it out). With ``recordings`` and
+        more than one candidate, the inner folds choose; without ``recordings`` the weight is 0.
 
     Attributes
     ----------
     temperature_ : float
         The fitted temperature (1.0 when not calibrated, or when the rows were too few to hold
         any out).
+    nuisance_weight_ : float
+        The weight used (0.0 without ``recordings``).
+    nuisance_scores_ : dict
+        Held-out log-loss (after temperature scaling) of each candidate weight, when the inner
+        folds chose one; empty otherwise.
 
     Examples
     --------
@@ -147,79 +170,161 @@ class BalancedLinearDiscriminantAnalysis(LinearDiscriminantAnalysis):
     [0.5, 0.5]
     >>> bool(lda.temperature_ > 0)
     True
+
+    Rows 50-99 are noisy copies of rows 0-49: the nuisance is the noise.
+
+    >>> rng = np.random.default_rng(1)
+    >>> clean = rng.normal(size=(50, 3)) + np.r_[np.zeros(25), np.ones(25)][:, None]
+    >>> X = np.r_[clean, clean + rng.normal(scale=[0, 0, 3], size=(50, 3))]
+    >>> y = np.r_[np.arange(50) // 25, np.arange(50) // 25]
+    >>> lda = BalancedLinearDiscriminantAnalysis().fit(X, y, groups=np.arange(100) % 10,
+    ...                                                recordings=np.r_[np.arange(50), np.arange(50)])
+    >>> lda.nuisance_weight_ in lda.nuisance_weights
+    True
     """
 
-    def __init__(self, solver: str = "lsqr", shrinkage="auto", tol: float = 1e-4, calibration_cv: int | None = 5):
+    def __init__(self, solver: str = "lsqr", shrinkage="auto", tol: float = 1e-4, calibration_cv: int | None = 5,
+                 nuisance_weights: Sequence[float] = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)):
         super().__init__(solver=solver, shrinkage=shrinkage, tol=tol)
         self.calibration_cv = calibration_cv
+        self.nuisance_weights = nuisance_weights
 
-    def fit(self, X, y, groups=None, calibrate_on=None):
-        """Fit the LDA and, with ``calibration_cv``, its temperature.
+    def fit(self, X, y, groups=None, calibrate_on=None, recordings=None):
+        """Fit the LDA and, with ``calibration_cv``, its nuisance weight and temperature.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples,)
         groups : array-like of shape (n_samples,), optional
-            Speaker of every row. The temperature's inner folds keep each speaker on one side,
-            so it is fitted on logits of unseen speakers, as the model will meet them. Without
-            groups the inner folds are stratified by class only.
+            Speaker of every row. The inner folds keep each speaker on one side, so the
+            temperature and the nuisance weight are fitted on logits of unseen speakers, as the
+            model will meet them. Without groups the inner folds are stratified by class only.
         calibrate_on : array-like of bool, shape (n_samples,), optional
-            Rows whose held-out logits fit the temperature (all by default). The trainer passes
-            the original clips: augmented copies (noisier, so less accurate) train the inner
-            models but would make the temperature too high for what the model is scored on.
+            Rows whose held-out logits fit the temperature and choose the weight (all by default).
+            The trainer passes the original clips: augmented copies (noisier, so less accurate)
+            train the inner models but would make the temperature too high for what the model
+            is scored on.
+        recordings : array-like of shape (n_samples,), optional
+            The recording every row was made from: rows that share a value are augmented copies
+            of one recording. Their spread around the recording's mean is the nuisance covariance.
         """
+        X, y = np.asarray(X, dtype=np.float64), np.asarray(y)
+        weights = [float(w) for w in self.nuisance_weights] or [0.0]
+        if any(w < 0 for w in weights):
+            raise ValueError(f"nuisance_weights must be >= 0, got {self.nuisance_weights!r}")
+        nuisance = None if recordings is None else _nuisance_scatter(X, np.asarray(recordings))
+        if nuisance is None:
+            weights = [0.0]
+        elif self.solver != "lsqr" and any(weights):
+            raise ValueError(f"a nuisance covariance needs solver='lsqr', not {self.solver!r}")
         # ``priors`` is not a parameter of this class (see get_params): it is derived here, from
         # the classes present, and read by the parent's fit.
         n = np.unique(y).size
         self.priors = np.full(n, 1.0 / n)
-        temperature = self._held_out_temperature(X, y, groups, calibrate_on) if self.calibration_cv else 1.0
-        super().fit(X, y)
+        self.nuisance_scores_ = {}
+        weight, temperature = weights[0], 1.0
+        if self.calibration_cv:
+            weight, temperature = self._held_out_choice(X, y, groups, calibrate_on, recordings, weights)
+        self.nuisance_weight_ = weight
+        self._nuisance = None if nuisance is None or weight == 0 else weight * nuisance
+        try:
+            super().fit(X, y)
+        finally:
+            del self._nuisance
         self.temperature_ = float(temperature)
         self.coef_ = self.coef_ / self.temperature_
         self.intercept_ = self.intercept_ / self.temperature_
         return self
 
+    def _within_class_covariance(self, X, codes, priors) -> np.ndarray:
+        if isinstance(self.shrinkage, str) and self.shrinkage == "auto" and self.covariance_estimator is None:
+            # scikit-learn's Ledoit-Wolf path forms X'X twice per class, plus (X**2)'(X**2) of which
+            # it only needs the sum, then solves by SVD: 3.6 s per fit on 7,680 rows x 1,471
+            # features. One X'X per class (``_ledoit_wolf_covariance``; a test holds it to
+            # scikit-learn's numbers) and a Cholesky solve take about a third of that.
+            return sum(p * _ledoit_wolf_covariance(X[codes == k]) for k, p in enumerate(priors))
+        from sklearn.discriminant_analysis import _class_cov
+
+        return _class_cov(X, codes, priors, self.shrinkage, self.covariance_estimator)
+
     def _solve_lstsq(self, X, y, shrinkage, covariance_estimator):
-        # scikit-learn's Ledoit-Wolf path forms X'X twice per class, plus (X**2)'(X**2) of which it
-        # only needs the sum, then solves by SVD: 3.6 s per fit on 7,680 rows x 1,471 features.
-        # The same estimate from one X'X per class and a Cholesky solve takes about a third of that
-        # (``_ledoit_wolf_covariance``; a test holds it to scikit-learn's numbers). Should scikit-learn
-        # rename this private hook, its own solve runs again: slower, same numbers.
-        if not (isinstance(shrinkage, str) and shrinkage == "auto" and covariance_estimator is None):
-            return super()._solve_lstsq(X, y, shrinkage, covariance_estimator)
+        # scikit-learn's own hook for solver="lsqr", replaced to add the nuisance covariance and
+        # for speed. Should scikit-learn rename it, its own solve runs again: no nuisance, slower.
         classes, codes = np.unique(y, return_inverse=True)
         self.means_ = np.vstack([X[codes == k].mean(axis=0) for k in range(classes.size)])
-        self.covariance_ = sum(p * _ledoit_wolf_covariance(X[codes == k]) for k, p in enumerate(self.priors_))
-        try:
-            self.coef_ = scipy.linalg.cho_solve(scipy.linalg.cho_factor(self.covariance_), self.means_.T).T
-        except np.linalg.LinAlgError:  # not positive definite (no shrinkage and too few rows): least squares
-            self.coef_ = scipy.linalg.lstsq(self.covariance_, self.means_.T)[0].T
-        self.intercept_ = -0.5 * np.einsum("kd,kd->k", self.means_, self.coef_) + np.log(self.priors_)
+        self.covariance_ = self._within_class_covariance(X, codes, self.priors_)
+        if getattr(self, "_nuisance", None) is not None:
+            self.covariance_ = self.covariance_ + self._nuisance
+        self.coef_, self.intercept_ = _linear_discriminant(self.means_, self.covariance_, self.priors_)
 
-    def _held_out_temperature(self, X, y, groups, calibrate_on) -> float:
-        X, y = np.asarray(X), np.asarray(y)
+    def _held_out_choice(self, X, y, groups, calibrate_on, recordings, weights) -> tuple[float, float]:
+        """The nuisance weight with the lowest held-out log-loss, and its temperature."""
         scored = np.ones(y.size, bool) if calibrate_on is None else np.asarray(calibrate_on, dtype=bool)
         classes = np.unique(y)
         splits = _inner_splits(y, groups, self.calibration_cv)
         if splits is None:
-            return 1.0
-        inner = clone(self).set_params(calibration_cv=None)
-        logits, truth = [], []
+            return weights[0], 1.0
+        logits = {w: [] for w in weights}
+        truth = []
         for train, test in splits:
-            seen_classes = np.unique(y[train])
-            test = test[scored[test] & np.isin(y[test], seen_classes)]  # a class missing from the inner fit has no logit
-            if test.size == 0 or train.size <= seen_classes.size:  # nothing to score, or too few rows to fit
+            seen, codes = np.unique(y[train], return_inverse=True)
+            test = test[scored[test] & np.isin(y[test], seen)]  # a class missing from the inner fit has no logit
+            if test.size == 0 or train.size <= seen.size:  # nothing to score, or too few rows to fit
                 continue
-            model = inner.fit(X[train], y[train])
-            seen = np.searchsorted(classes, model.classes_)
-            z = np.full((test.size, classes.size), -np.inf)
-            z[:, seen] = _class_logits(model.decision_function(X[test]))
-            logits.append(z)
+            priors = np.full(seen.size, 1.0 / seen.size)
+            X_train = X[train]
+            means = np.vstack([X_train[codes == k].mean(axis=0) for k in range(seen.size)])
+            covariance = self._within_class_covariance(X_train, codes, priors)
+            nuisance = _nuisance_scatter(X_train, np.asarray(recordings)[train]) if any(weights) else None
+            columns = np.searchsorted(classes, seen)
+            for w in weights:
+                coef, intercept = _linear_discriminant(
+                    means, covariance if nuisance is None or w == 0 else covariance + w * nuisance, priors)
+                z = np.full((test.size, classes.size), -np.inf)
+                z[:, columns] = X[test] @ coef.T + intercept
+                logits[w].append(z)
             truth.append(np.searchsorted(classes, y[test]))
-        if sum(t.size for t in truth) == 0:
-            return 1.0
-        return fit_temperature(np.vstack(logits), np.concatenate(truth))
+        if not truth:
+            return weights[0], 1.0
+        truth = np.concatenate(truth)
+        best = None
+        for w in weights:
+            z = np.vstack(logits[w])
+            temperature = fit_temperature(z, truth)
+            loss = _log_loss(z / temperature, truth)
+            if len(weights) > 1:
+                self.nuisance_scores_[w] = loss
+            if best is None or loss < best[0]:
+                best = (loss, w, temperature)
+        return best[1], best[2]
+
+
+def _linear_discriminant(means: np.ndarray, covariance: np.ndarray, priors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Coefficients and intercepts of LDA's per-class linear scores, ``x @ coef.T + intercept``."""
+    try:
+        coef = scipy.linalg.cho_solve(scipy.linalg.cho_factor(covariance), means.T).T
+    except np.linalg.LinAlgError:  # not positive definite (no shrinkage and too few rows): least squares
+        coef = scipy.linalg.lstsq(covariance, means.T)[0].T
+    return coef, -0.5 * np.einsum("kd,kd->k", means, coef) + np.log(priors)
+
+
+def _nuisance_scatter(X: np.ndarray, recordings: np.ndarray) -> np.ndarray | None:
+    """Scatter of rows around their recording's mean, per row: ``R'R / n`` with ``R = X - mean``.
+
+    None when no recording has more than one row (there is no nuisance to measure).
+    """
+    _, inverse, counts = np.unique(recordings, return_inverse=True, return_counts=True)
+    if counts.max() < 2:
+        return None
+    sums = scipy.sparse.csr_matrix((np.ones(inverse.size), (inverse, np.arange(inverse.size)))) @ X
+    residual = X - (sums / counts[:, None])[inverse]
+    return residual.T @ residual / X.shape[0]
+
+
+def _log_loss(logits: np.ndarray, y: np.ndarray) -> float:
+    z = logits - logits.max(axis=1, keepdims=True)
+    return float(np.mean(np.log(np.exp(z).sum(axis=1)) - z[np.arange(y.size), y]))
 
 
 def _ledoit_wolf_covariance(X: np.ndarray) -> np.ndarray:
@@ -246,12 +351,6 @@ def _ledoit_wolf_covariance(X: np.ndarray) -> np.ndarray:
     shrunk = (1.0 - shrinkage) * S
     shrunk.flat[:: d + 1] += shrinkage * mu
     return scale[:, None] * shrunk * scale[None, :]
-
-
-def _class_logits(decision: np.ndarray) -> np.ndarray:
-    """Per-class logits from ``decision_function`` (a binary model's log-odds d as ``[0, d]``)."""
-    decision = np.asarray(decision, dtype=np.float64)
-    return np.column_stack([np.zeros_like(decision), decision]) if decision.ndim == 1 else decision
 
 
 def _inner_splits(y: np.ndarray, groups, n_splits: int):
@@ -285,19 +384,16 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray, *, bounds: tuple[float, f
     """
     logits = np.asarray(logits, dtype=np.float64)
     y = np.asarray(y, dtype=int)
-    rows = np.arange(y.size)
 
     def log_loss(log_t: float) -> float:
-        z = logits / np.exp(log_t)
-        z = z - z.max(axis=1, keepdims=True)
-        return float(np.mean(np.log(np.exp(z).sum(axis=1)) - z[rows, y]))
+        return _log_loss(logits / np.exp(log_t), y)
 
     lo, hi = np.log(bounds[0]), np.log(bounds[1])
     return float(np.exp(minimize_scalar(log_loss, bounds=(lo, hi), method="bounded").x))
 
 
 def row_fit_params(estimator, **rows) -> dict:
-    """Per-row fit parameters (``groups``, ``calibrate_on``) for the model steps that take them.
+    """Per-row fit parameters (``groups``, ``calibrate_on``, ``recordings``) for the model steps that take them.
 
     A pipeline routes them to its final step (``model__groups``); a :class:`GroupedClassifier`
     forwards its fit parameters to the model it wraps. Parameters that are None, or that the

@@ -105,16 +105,24 @@ class ModelCV:
 _FIT_COST_RANK = {name: rank for rank, name in enumerate(("lda", "logreg", "random_forest", "hist_gb", "gradient_boosting"))}
 
 
-def _fit_job(name, estimator, X, y, train, test, n_classes, fold, groups, originals):
-    result, _ = fit_predict_fold(estimator, X, y, train, test, n_classes=n_classes, fold=fold, groups=groups,
-                                 calibrate_on=originals)
+def _fit_job(name, estimator, X, y, train, test, n_classes, fold, per_row):
+    result, _ = fit_predict_fold(estimator, X, y, train, test, n_classes=n_classes, fold=fold, **per_row)
     return name, result
 
 
-def _refit_job(name, estimator, X, y, groups, originals):
+def _refit_job(name, estimator, X, y, per_row):
     t0 = time.perf_counter()
-    model = fit_clone(estimator, X, y, groups=groups, calibrate_on=originals)
+    model = fit_clone(estimator, X, y, **per_row)
     return name, (model, time.perf_counter() - t0)
+
+
+def _recordings(manifest: pd.DataFrame) -> np.ndarray | None:
+    """The recording every manifest row was made from (augmented copies share their original's
+    checksum and path), or None when the manifest cannot tell."""
+    for column in ("sha256", "path"):
+        if column in manifest:
+            return pd.factorize(manifest[column].astype(str))[0]
+    return None
 
 
 def _calibration_note(classifier) -> dict | None:
@@ -125,6 +133,18 @@ def _calibration_note(classifier) -> dict | None:
     return {"method": f"temperature scaling, fitted on held-out speakers ({classifier.calibration_cv} grouped inner "
                       "folds of each training side, original clips)" if classifier.calibration_cv else "none",
             "temperature": float(temperature)}
+
+
+def _nuisance_note(classifier) -> dict | None:
+    """The LDA's nuisance covariance weight and how it was chosen, for the bundle metadata."""
+    weight = getattr(classifier, "nuisance_weight_", None)
+    if weight is None:
+        return None
+    scores = getattr(classifier, "nuisance_scores_", {})
+    return {"method": "scatter of augmented copies around their recording's mean, added to the within-class "
+                      "covariance" + (", weight chosen by held-out log-loss on the inner folds" if scores else ""),
+            "weight": float(weight),
+            "held_out_log_loss": {str(w): round(float(v), 4) for w, v in scores.items()}}
 
 
 class EmotionTrainer(BaseEstimator):
@@ -287,8 +307,11 @@ class EmotionTrainer(BaseEstimator):
         # while the other ends a boosting fit.
         jobs = [(name, None) for name in estimators] + [(name, fold) for fold in range(len(folds)) for name in estimators]
         jobs.sort(key=lambda job: (-_FIT_COST_RANK.get(job[0], len(_FIT_COST_RANK)), job[1] is not None))
-        calls = [delayed(_refit_job)(name, estimators[name], X, y_fit, groups, is_original) if fold is None else
-                 delayed(_fit_job)(name, estimators[name], X, y_fit, *folds[fold], n_classes, fold, groups, is_original)
+        # Per-row fit parameters: speakers (grouped inner folds), the original clips (calibration)
+        # and the recording each row was made from (the LDA's nuisance covariance).
+        per_row = {"groups": groups, "calibrate_on": is_original, "recordings": _recordings(manifest)}
+        calls = [delayed(_refit_job)(name, estimators[name], X, y_fit, per_row) if fold is None else
+                 delayed(_fit_job)(name, estimators[name], X, y_fit, *folds[fold], n_classes, fold, per_row)
                  for name, fold in jobs]
         bar = tqdm(total=len(jobs), desc="training", unit="fit", disable=not self.progress)
         results: dict[str, list[FoldResult]] = {m: [None] * len(folds) for m in base}
@@ -338,6 +361,7 @@ class EmotionTrainer(BaseEstimator):
         self._y_train = y_enc
         self._groups_train = groups
         self._originals_train = is_original  # mask over _X_train's rows: the clips that are not augmented copies
+        self._per_row_train = per_row  # per-row fit parameters, for refits on the folds (explanations, robustness)
         self._y_fit = y_fit  # what models are fitted on (emotion codes for sentiment-from-emotions)
         self.fit_seconds_ = time.perf_counter() - started
         return self
@@ -427,6 +451,7 @@ class EmotionTrainer(BaseEstimator):
                 "fit_seconds": r.fit_seconds,
             },
             "calibration": _calibration_note(final),
+            "nuisance_covariance": _nuisance_note(final),
             "speaker_normalization": ({"method": "subtract the mean feature vector of the speaker's reference clips",
                                        "min_reference_clips": MIN_REFERENCE_CLIPS}
                                       if self.speaker_normalization else None),
