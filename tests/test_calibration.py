@@ -218,7 +218,11 @@ def test_inner_folds_choose_the_weight_with_the_lowest_held_out_log_loss():
     lda = BalancedLinearDiscriminantAnalysis().fit(X, y, groups=g, calibrate_on=originals, recordings=recordings)
     assert set(lda.nuisance_scores_) == set(lda.nuisance_weights)
     assert lda.nuisance_weight_ == min(lda.nuisance_scores_, key=lda.nuisance_scores_.get)
-    assert lda.nuisance_weight_ > 0  # the noisy feature misleads the held-out speakers' copies' originals less
+    # Held out clean, feature 1 is as informative as feature 0: no weight. Held out under the
+    # condition (the copies), the weight that discounts feature 1 wins.
+    assert lda.nuisance_weight_ == 0.0
+    on_copies = BalancedLinearDiscriminantAnalysis().fit(X, y, groups=g, calibrate_on=~originals, recordings=recordings)
+    assert on_copies.nuisance_weight_ > 0.0
     # the model is refit on every row with the chosen weight
     fixed = BalancedLinearDiscriminantAnalysis(calibration_cv=None, nuisance_weights=(lda.nuisance_weight_,))
     fixed.fit(X, y, recordings=recordings)
