@@ -57,8 +57,7 @@ class FoldModels:
         # Base models are fitted on these (the emotions, for a sentiment read off emotion models).
         self.y_fit = trainer._y_fit
         # Per-row fit parameters (speakers, original clips, recordings), as the trainer fitted with.
-        self.per_row = getattr(trainer, "_per_row_train", None) or {"groups": trainer._groups_train,
-                                                                    "calibrate_on": trainer._originals_train}
+        self.per_row = trainer._per_row_train
         n = len(trainer.folds_)
         self.folds = list(range(n if max_folds is None else max(1, min(max_folds, n))))
         self.n_threads = n_threads

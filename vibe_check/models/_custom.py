@@ -140,8 +140,8 @@ class CustomEmotionModel:
     test_time_augmentation : bool, keyword-only
         Also classify speed copies of every clip (the speeds of the bundle's training copies,
         0.85x-1.15x by default) and average the log-probabilities. Each clip is still predicted
-        on its own. On RAVDESS it took the default LDA from 0.691 to 0.702 macro-F1 and
-        sentiment from 0.805 to 0.824, for 5 feature extractions per clip instead of one
+        on its own. On RAVDESS it took the default LDA from 0.701 to 0.709 macro-F1 and
+        sentiment from 0.825 to 0.829, for 5 feature extractions per clip instead of one
         (``python benchmarks/bench_test_time_augmentation.py``). Explanations describe the clip
         as recorded.
 
@@ -368,8 +368,8 @@ class CustomEmotionModel:
 
         Only for bundles trained with ``vibe-check train --speaker-normalize``. The references are
         *unlabelled* recordings of the same speaker, ideally a typical mix of their speech: the
-        more the better (on RAVDESS, 4 random clips of a speaker gave 0.680 macro-F1, 8 gave
-        0.709, 16 0.731 and all ~59 0.743, against 0.691 for the model that needs none).
+        more the better (on RAVDESS, 4 random clips of a speaker gave 0.690 macro-F1, 8 gave
+        0.729, 16 0.735 and all ~59 0.749, against 0.701 for the model that needs none).
         References that are all calm, say, make every other clip look more aroused than it is
         (about 0.50). A reference that cannot be used is skipped with a warning.
 

@@ -17,9 +17,9 @@ clips makes everything else look more aroused than it is (measured below).
 
 Measured on RAVDESS actors 01-20 (5 speaker folds, default augmentation, LDA;
 ``python benchmarks/bench_speaker_adaptation.py``): each held-out speaker centred on all of
-their other clips (about 59) 0.743 macro-F1; on 32 random ones 0.731; on 16, 0.731; on 8,
-0.709; on 4, 0.680; the headline model without a reference 0.691. Centring on 8 calm or neutral
-clips only fell to 0.513.
+their other clips (about 59) 0.749 macro-F1; on 32 random ones 0.743; on 16, 0.735; on 8,
+0.729; on 4, 0.690; the headline model without a reference 0.701. Centring on 8 calm or neutral
+clips only fell to 0.507.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ from ._tta import copy_rows
 __all__ = ["MIN_REFERENCE_CLIPS", "center_by_group", "evaluate_speaker_references"]
 
 #: Fewest reference clips :meth:`CustomEmotionModel.for_speaker` accepts. With 4 random clips of a
-#: speaker the mean is noisy and the result about that of the model without references (0.680
-#: against 0.691 on RAVDESS; 8 give 0.709); with 2 it hurts (0.577 against 0.660, measured before
+#: speaker the mean is noisy and the result about that of the model without references (0.690
+#: against 0.701 on RAVDESS; 8 give 0.729); with 2 it hurts (0.577 against 0.660, measured before
 #: the loud-core speech bound), with 1 more so (0.512).
 MIN_REFERENCE_CLIPS = 4
 

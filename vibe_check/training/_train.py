@@ -359,7 +359,6 @@ class EmotionTrainer(BaseEstimator):
         }
         self._X_train = X  # every row, augmented copies included: the folds index it
         self._y_train = y_enc
-        self._groups_train = groups
         self._originals_train = is_original  # mask over _X_train's rows: the clips that are not augmented copies
         self._per_row_train = per_row  # per-row fit parameters, for refits on the folds (explanations, robustness)
         self._y_fit = y_fit  # what models are fitted on (emotion codes for sentiment-from-emotions)
