@@ -277,7 +277,7 @@ def test_robustness_table(augmented, tmp_path):
 
 def test_cli_train_with_augmentation_robustness_and_report(synthetic_corpus, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    code = main(["train", "--data-dir", str(synthetic_corpus), "--output-dir", "out", "--folds", "3", "--models", "logreg",
+    code = main(["train", "--data-dir", str(synthetic_corpus), "--output-dir", "out", "--folds", "3", "--models", "logreg,lda",
                  "--augment", "noise", "--robustness", "--report", "--n-jobs", "2", "--no-progress"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
@@ -285,4 +285,5 @@ def test_cli_train_with_augmentation_robustness_and_report(synthetic_corpus, tmp
     assert "robustness" in captured.out and "telephone" in captured.out
     html = (tmp_path / "out" / "report.html").read_text()
     assert 'id="robustness"' in html and "white 20 dB" in html
+    assert "nuisance weight" in html and "held-out log-loss per weight" in html  # the LDA's inner-fold choices
     assert (tmp_path / "out" / "robustness_emotion.csv").exists()

@@ -19,7 +19,7 @@ import pandas as pd
 from ..features import FEATURE_GROUPS, FeatureConfig, describe_features
 from ..models._bundle import library_versions
 from ..training._metrics import classification_metrics, reliability_curve
-from ..training._models import model_label
+from ..training._models import final_classifier, model_label
 from ..training._train import SELECTION_RULE
 from . import _html as h
 from ._importance import GlobalExplanation, explain_global
@@ -162,7 +162,26 @@ def _calibration(trainer, pooled, fig_dir: Path) -> str:
     return (h.img(path, "reliability diagram")
             + h.table(["model", "ECE (per fold)", "ECE (pooled)", "mean confidence", "accuracy"], rows)
             + '<p class="note">A calibrated model is right as often as it is confident: its curve follows the diagonal. '
-            "Below the diagonal the model is over-confident.</p>")
+            "Below the diagonal the model is over-confident.</p>"
+            + _lda_fit_notes(trainer))
+
+
+def _lda_fit_notes(trainer) -> str:
+    """The temperature and nuisance weight the final LDA fits chose on their inner speaker folds."""
+    rows = []
+    for name, estimator in trainer.estimators_.items():
+        clf = final_classifier(estimator)
+        if getattr(clf, "temperature_", None) is None:
+            continue
+        scores = getattr(clf, "nuisance_scores_", {})
+        tried = ", ".join(f"{w:g}: {v:.3f}" for w, v in scores.items()) or "not chosen (no augmented copies)"
+        rows.append([name, f"{clf.temperature_:.2f}", f"{clf.nuisance_weight_:g}", tried])
+    if not rows:
+        return ""
+    return ("<p>The LDA's temperature and nuisance weight (how much it discounts what the augmented copies of a "
+            "recording vary in), each chosen by held-out log-loss on speaker-grouped inner folds of the final "
+            "fit's training rows:</p>"
+            + h.table(["model", "temperature", "nuisance weight", "held-out log-loss per weight"], rows))
 
 
 def _robustness(trainer, table: pd.DataFrame | None) -> str:
