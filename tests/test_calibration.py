@@ -258,3 +258,21 @@ def test_bad_nuisance_settings_are_refused():
         BalancedLinearDiscriminantAnalysis(nuisance_weights=(-1.0,)).fit(X, y, recordings=recordings)
     with pytest.raises(ValueError, match="solver='lsqr'"):
         BalancedLinearDiscriminantAnalysis(solver="eigen", nuisance_weights=(1.0,)).fit(X, y, recordings=recordings)
+
+
+def test_an_lda_saved_before_the_nuisance_covariance_still_works():
+    import pickle
+
+    from sklearn.base import clone
+
+    X, y, g = _speakers(n_speakers=4, n_features=10)
+    lda = BalancedLinearDiscriminantAnalysis().fit(X, y, groups=g)
+    old = dict(lda.__dict__)
+    for key in ("nuisance_weights", "nuisance_weight_", "nuisance_scores_"):
+        del old[key]  # what a bundle pickled at stop 21 holds
+    restored = BalancedLinearDiscriminantAnalysis.__new__(BalancedLinearDiscriminantAnalysis)
+    restored.__setstate__(old)
+    restored = pickle.loads(pickle.dumps(restored))
+    assert restored.get_params()["nuisance_weights"] == (0.0,) and restored.nuisance_weight_ == 0.0
+    assert "BalancedLinearDiscriminantAnalysis" in repr(restored) and clone(restored).nuisance_weights == (0.0,)
+    np.testing.assert_array_equal(restored.predict_proba(X), lda.predict_proba(X))

@@ -191,6 +191,16 @@ class BalancedLinearDiscriminantAnalysis(LinearDiscriminantAnalysis):
         self.calibration_cv = calibration_cv
         self.nuisance_weights = nuisance_weights
 
+    def __setstate__(self, state):
+        # Bundles saved before the nuisance covariance existed were fitted without one: say so,
+        # so that get_params, repr and clone work on them.
+        state = dict(state)
+        state.setdefault("nuisance_weights", (0.0,))
+        if "coef_" in state:
+            state.setdefault("nuisance_weight_", 0.0)
+            state.setdefault("nuisance_scores_", {})
+        super().__setstate__(state)
+
     def fit(self, X, y, groups=None, calibrate_on=None, recordings=None):
         """Fit the LDA and, with ``calibration_cv``, its nuisance weight and temperature.
 
