@@ -225,8 +225,8 @@ class BalancedLinearDiscriminantAnalysis(LinearDiscriminantAnalysis):
         weights = [float(w) for w in self.nuisance_weights] or [0.0]
         if any(w < 0 for w in weights):
             raise ValueError(f"nuisance_weights must be >= 0, got {self.nuisance_weights!r}")
-        nuisance = None if recordings is None else _nuisance_scatter(X, np.asarray(recordings))
-        if nuisance is None:
+        recordings = None if recordings is None else np.asarray(recordings)
+        if recordings is None or not _has_copies(recordings):
             weights = [0.0]
         elif self.solver != "lsqr" and any(weights):
             raise ValueError(f"a nuisance covariance needs solver='lsqr', not {self.solver!r}")
@@ -239,7 +239,7 @@ class BalancedLinearDiscriminantAnalysis(LinearDiscriminantAnalysis):
         if self.calibration_cv:
             weight, temperature = self._held_out_choice(X, y, groups, calibrate_on, recordings, weights)
         self.nuisance_weight_ = weight
-        self._nuisance = None if nuisance is None or weight == 0 else weight * nuisance
+        self._nuisance = weight * _nuisance_scatter(X, recordings) if weight else None
         try:
             super().fit(X, y)
         finally:
@@ -248,6 +248,11 @@ class BalancedLinearDiscriminantAnalysis(LinearDiscriminantAnalysis):
         self.coef_ = self.coef_ / self.temperature_
         self.intercept_ = self.intercept_ / self.temperature_
         return self
+
+    def _class_statistics(self, X, codes, priors) -> tuple[np.ndarray, np.ndarray]:
+        """Class means and the pooled within-class covariance of rows with class ``codes`` 0..k-1."""
+        means = np.vstack([X[codes == k].mean(axis=0) for k in range(len(priors))])
+        return means, self._within_class_covariance(X, codes, priors)
 
     def _within_class_covariance(self, X, codes, priors) -> np.ndarray:
         if isinstance(self.shrinkage, str) and self.shrinkage == "auto" and self.covariance_estimator is None:
@@ -263,9 +268,8 @@ class BalancedLinearDiscriminantAnalysis(LinearDiscriminantAnalysis):
     def _solve_lstsq(self, X, y, shrinkage, covariance_estimator):
         # scikit-learn's own hook for solver="lsqr", replaced to add the nuisance covariance and
         # for speed. Should scikit-learn rename it, its own solve runs again: no nuisance, slower.
-        classes, codes = np.unique(y, return_inverse=True)
-        self.means_ = np.vstack([X[codes == k].mean(axis=0) for k in range(classes.size)])
-        self.covariance_ = self._within_class_covariance(X, codes, self.priors_)
+        _, codes = np.unique(y, return_inverse=True)
+        self.means_, self.covariance_ = self._class_statistics(X, codes, self.priors_)
         if getattr(self, "_nuisance", None) is not None:
             self.covariance_ = self.covariance_ + self._nuisance
         self.coef_, self.intercept_ = _linear_discriminant(self.means_, self.covariance_, self.priors_)
@@ -286,9 +290,8 @@ class BalancedLinearDiscriminantAnalysis(LinearDiscriminantAnalysis):
                 continue
             priors = np.full(seen.size, 1.0 / seen.size)
             X_train = X[train]
-            means = np.vstack([X_train[codes == k].mean(axis=0) for k in range(seen.size)])
-            covariance = self._within_class_covariance(X_train, codes, priors)
-            nuisance = _nuisance_scatter(X_train, np.asarray(recordings)[train]) if any(weights) else None
+            means, covariance = self._class_statistics(X_train, codes, priors)
+            nuisance = _nuisance_scatter(X_train, recordings[train]) if any(weights) else None
             columns = np.searchsorted(classes, seen)
             for w in weights:
                 coef, intercept = _linear_discriminant(
@@ -321,14 +324,19 @@ def _linear_discriminant(means: np.ndarray, covariance: np.ndarray, priors: np.n
     return coef, -0.5 * np.einsum("kd,kd->k", means, coef) + np.log(priors)
 
 
+def _has_copies(recordings: np.ndarray) -> bool:
+    """Whether any recording has more than one row (an original and its augmented copies)."""
+    return np.unique(recordings, return_counts=True)[1].max(initial=0) > 1
+
+
 def _nuisance_scatter(X: np.ndarray, recordings: np.ndarray) -> np.ndarray | None:
     """Scatter of rows around their recording's mean, per row: ``R'R / n`` with ``R = X - mean``.
 
     None when no recording has more than one row (there is no nuisance to measure).
     """
-    _, inverse, counts = np.unique(recordings, return_inverse=True, return_counts=True)
-    if counts.max() < 2:
+    if not _has_copies(recordings):
         return None
+    _, inverse, counts = np.unique(recordings, return_inverse=True, return_counts=True)
     sums = scipy.sparse.csr_matrix((np.ones(inverse.size), (inverse, np.arange(inverse.size)))) @ X
     residual = X - (sums / counts[:, None])[inverse]
     return residual.T @ residual / X.shape[0]
