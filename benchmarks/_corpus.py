@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from vibe_check.features import build_manifest
+from vibe_check.features._cli import add_spectral_floor_argument, feature_config
 from vibe_check.training import DEFAULT_AUGMENTATIONS, EmotionTrainer
 from vibe_check.training._cli import augment_list
 
@@ -29,6 +30,7 @@ def add_corpus_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--cache-dir", default="data/.feature_cache", help="feature cache (default: %(default)s)")
     ap.add_argument("--augment", type=augment_list, default=list(DEFAULT_AUGMENTATIONS),
                     help="augmented training copies, comma-separated, or 'none' (default: as vibe-check train)")
+    add_spectral_floor_argument(ap)
 
 
 def corpus_manifest(args: argparse.Namespace) -> pd.DataFrame | None:
@@ -37,8 +39,8 @@ def corpus_manifest(args: argparse.Namespace) -> pd.DataFrame | None:
     if not Path(args.data_dir).is_dir():
         print(f"no data at {args.data_dir}; pass --data-dir", file=sys.stderr)
         return None
-    return build_manifest(args.data_dir, None, n_jobs=args.n_jobs, cache_dir=args.cache_dir, progress=False,
-                          augment=args.augment)
+    return build_manifest(args.data_dir, None, config=feature_config(args), n_jobs=args.n_jobs,
+                          cache_dir=args.cache_dir, progress=False, augment=args.augment)
 
 
 def model_lists(spec: str) -> tuple[list[str], list[str]]:

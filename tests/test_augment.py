@@ -24,6 +24,8 @@ from vibe_check.data import (
     white_noise,
 )
 from vibe_check.features import FeatureConfig, FeatureExtractor, build_manifest
+from vibe_check.features._spectral import floor_spectrum
+from vibe_check.models import CustomEmotionModel
 from vibe_check.training import CONDITIONS, EmotionTrainer, corrupt, evaluate_robustness, format_robustness
 from vibe_check.training._cli import augment_list
 
@@ -172,6 +174,49 @@ def test_babble_in_the_lead_in_and_tail_is_trimmed(voice):
     assert clean == pytest.approx(durations[None][0], abs=0.05), durations  # clean speech keeps its extent
     margin = FeatureConfig().speech_margin_s
     assert babbled <= clean + 2 * margin + 0.05, durations
+
+
+def test_spectral_floor_spares_the_loud_spectrum():
+    S = np.array([[1.0, 0.5, 1e-3, 1e-6], [1e-2, 1e-2, 1e-9, 0.0]], np.float32)
+    floored = floor_spectrum(S, 20.0, quantile=100)
+    assert floored.dtype == S.dtype
+    np.testing.assert_allclose(floored[0], [1.0, 0.5, 1e-2, 1e-2], rtol=1e-6)  # each bin against its own peak
+    np.testing.assert_allclose(floored[1], [1e-2, 1e-2, 1e-4, 1e-4], rtol=1e-6)
+    assert np.array_equal(floor_spectrum(S, 200.0)[S > 0], S[S > 0])
+
+
+def test_spectral_floor_keeps_features_closer_under_babble(voice):
+    """Other talkers 20 dB down fill the spectrum's valleys and quiet frames; a floor 30 dB below
+    each bin's loud level hides them, so the features of a babble-covered clip move less."""
+    talkers = [synthesize_utterance(e, speaker=s, seed=s) for s, e in enumerate(["calm", "sad", "happy", "neutral", "fearful", "disgust"], 3)]
+    noisy = mix_at_snr(voice, babble_noise(talkers, voice.size, np.random.default_rng(2)), 20.0)
+    shifts = {}
+    for floor in (None, 30.0):
+        fx = FeatureExtractor(FeatureConfig(spectral_floor_db=floor))
+        moved = np.abs(fx.extract(noisy, SR) - fx.extract(voice, SR))
+        for group in ("contrast", "covariation"):  # peak-to-valley dB; correlations over frames
+            shifts[floor, group] = np.median([m for m, n in zip(moved, fx.feature_names) if fx.feature_groups[n] == group])
+    assert shifts[30.0, "contrast"] < shifts[None, "contrast"] / 2, shifts
+    assert shifts[30.0, "covariation"] < 0.8 * shifts[None, "covariation"], shifts
+    # A floor below everything in the clip is no floor; the pitch track never sees it.
+    fx, deep = FeatureExtractor(), FeatureExtractor(FeatureConfig(spectral_floor_db=150.0))
+    np.testing.assert_allclose(deep.extract(voice, SR), fx.extract(voice, SR), rtol=1e-4, atol=1e-6)
+    floored = FeatureExtractor(FeatureConfig(spectral_floor_db=30.0))
+    prosody = [i for i, n in enumerate(fx.feature_names) if fx.feature_groups[n] == "prosody"]
+    np.testing.assert_array_equal(floored.extract(voice, SR)[prosody], fx.extract(voice, SR)[prosody])
+
+
+def test_spectral_floor_option_reaches_the_bundle(synthetic_corpus, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code = main(["train", "--data-dir", str(synthetic_corpus), "--output-dir", "out", "--folds", "3", "--models", "lda",
+                 "--augment", "none", "--spectral-floor-db", "30", "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    model = CustomEmotionModel.load("out/lda_emotion_model.pkl")
+    assert model.extractor.config == FeatureConfig(spectral_floor_db=30.0)
+    assert model.extractor.hash != FeatureConfig().hash
+    with pytest.raises(SystemExit):
+        main(["train", "--spectral-floor-db", "0"])
+    assert "must be a positive number of dB" in capsys.readouterr().err
 
 
 # -- augmented manifests and training --------------------------------------------------------------------

@@ -467,6 +467,8 @@ def test_angry_is_higher_and_more_dynamic_than_sad(extractor):
 # -- the configuration -----------------------------------------------------------------------------
 def _changed(value):
     """A different valid value for a config field (used to prove every field enters the hash)."""
+    if value is None:
+        return 30.0
     if isinstance(value, tuple):
         return value[:-1]
     if isinstance(value, int):
@@ -505,9 +507,19 @@ def test_config_saved_before_the_loud_core_bound_loads_without_it():
     assert cfg.speech_anchor_db is None and cfg.hash == FeatureConfig(speech_anchor_db=None).hash != FeatureConfig().hash
 
 
+def test_config_without_a_spectral_floor_keeps_its_hash():
+    """The floor is off by default and then absent from the definition: manifests, caches and
+    bundles written before the option existed keep their hash."""
+    assert "spectral_floor_db" not in FeatureConfig().to_dict()
+    assert FeatureConfig.from_dict(FeatureConfig(spectral_floor_db=30.0).to_dict()).spectral_floor_db == 30.0
+    assert FeatureConfig.from_dict(FeatureConfig().to_dict()) == FeatureConfig()
+
+
 def test_config_rejects_bad_values():
     with pytest.raises(ValueError, match="speech_anchor_db"):
         FeatureConfig(speech_anchor_db=40.0)
+    with pytest.raises(ValueError, match="spectral_floor_db"):
+        FeatureConfig(spectral_floor_db=0.0)
     with pytest.raises(ValueError, match="speech_margin_s"):
         FeatureConfig(speech_margin_s=-0.1)
     with pytest.raises(ValueError, match=r"unknown feature groups \['pitch'\]"):

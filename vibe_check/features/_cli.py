@@ -8,7 +8,30 @@ from pathlib import Path
 
 from ..exceptions import VibeCheckError
 
-__all__ = ["add_features_arguments", "run_features"]
+__all__ = ["add_features_arguments", "add_spectral_floor_argument", "feature_config", "run_features"]
+
+
+def _positive_db(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of dB, not {text}")
+    return value
+
+
+def add_spectral_floor_argument(parser: argparse.ArgumentParser) -> None:
+    """``--spectral-floor-db``, the one feature-definition option the commands expose."""
+    parser.add_argument("--spectral-floor-db", type=_positive_db, metavar="DB",
+                        help="raise every spectrogram bin to at least DB below its own loud level before the "
+                             "features, for recordings with other voices or noise behind the speaker: 30 cut the "
+                             "20 dB babble loss on RAVDESS from 0.11 to 0.05 and cost 0.02 on clean clips "
+                             "(default: off)")
+
+
+def feature_config(args: argparse.Namespace):
+    """The :class:`~vibe_check.features.FeatureConfig` the command line asks for."""
+    from ._config import FeatureConfig
+
+    return FeatureConfig(spectral_floor_db=getattr(args, "spectral_floor_db", None))
 
 
 def add_features_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,6 +42,7 @@ def add_features_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", help="feature cache folder (default: .feature_cache beside --out)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--describe", action="store_true", help="print the feature table (name, group, description) and exit")
+    add_spectral_floor_argument(parser)
 
 
 def run_features(args: argparse.Namespace) -> int:
@@ -31,6 +55,7 @@ def run_features(args: argparse.Namespace) -> int:
         print("error: --data-dir is required (a folder of RAVDESS-named audio files)", file=sys.stderr)
         return 2
     try:
+        config = feature_config(args)
         if args.scheduler:
             try:
                 from distributed import Client
@@ -38,9 +63,9 @@ def run_features(args: argparse.Namespace) -> int:
                 print("error: --scheduler needs the 'distributed' extra: pip install 'vibe-check[distributed]'", file=sys.stderr)
                 return 1
             with Client(args.scheduler):
-                df = build_manifest(args.data_dir, args.out, n_jobs=-1, backend="dask", cache_dir=args.cache_dir, progress=not args.no_progress)
+                df = build_manifest(args.data_dir, args.out, config=config, n_jobs=-1, backend="dask", cache_dir=args.cache_dir, progress=not args.no_progress)
         else:
-            df = build_manifest(args.data_dir, args.out, n_jobs=args.n_jobs, cache_dir=args.cache_dir, progress=not args.no_progress)
+            df = build_manifest(args.data_dir, args.out, config=config, n_jobs=args.n_jobs, cache_dir=args.cache_dir, progress=not args.no_progress)
     except VibeCheckError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

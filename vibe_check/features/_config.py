@@ -61,6 +61,13 @@ class FeatureConfig:
         threshold relative to the loudest frame keeps them. None turns it off.
     speech_margin_s : float
         How far the speech may extend beyond its loud core (weak onsets and endings).
+    spectral_floor_db : float or None
+        Raise every spectrogram bin to at least this many dB below the bin's own loud level (95th
+        percentile over the speech) before the spectral features. What lies further down (the
+        valleys between harmonics, quiet frames) is where other voices at 20 dB SNR take over,
+        so the features then read much the same from a clean and a babble-covered clip. Off (None)
+        by default: on RAVDESS, 30 cut the loss under 20 dB babble from 0.108 to 0.046 macro-F1
+        and cost 0.024 on clean studio clips.
     groups : tuple of str
         Feature groups to compute (keys of :data:`FEATURE_GROUPS`).
 
@@ -86,6 +93,7 @@ class FeatureConfig:
     noise_reduction: bool = True
     speech_anchor_db: float | None = 15.0
     speech_margin_s: float = 0.2
+    spectral_floor_db: float | None = None
     groups: tuple[str, ...] = field(default_factory=lambda: tuple(FEATURE_GROUPS))
 
     def __post_init__(self) -> None:
@@ -104,6 +112,8 @@ class FeatureConfig:
             raise ValueError("need 0 < fmin_f0 < fmax_f0 < sample_rate / 2")
         if self.speech_anchor_db is not None and not 0 < self.speech_anchor_db < self.trim_top_db:
             raise ValueError("speech_anchor_db must be None or between 0 and trim_top_db")
+        if self.spectral_floor_db is not None and not self.spectral_floor_db > 0:
+            raise ValueError("spectral_floor_db must be None or positive")
         if self.speech_margin_s < 0:
             raise ValueError("speech_margin_s must not be negative")
 
@@ -112,15 +122,18 @@ class FeatureConfig:
         d["groups"] = list(self.groups)
         if self.speech_anchor_db is None:  # off: the definition (and hash) from before the option
             del d["speech_anchor_db"], d["speech_margin_s"]
+        if self.spectral_floor_db is None:  # off: the definition (and hash) from before the option
+            del d["spectral_floor_db"]
         d["feature_set_version"] = FEATURE_SET_VERSION
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "FeatureConfig":
         d = {k: v for k, v in d.items() if k != "feature_set_version"}
-        # Definitions saved before the loud-core bound existed were computed without it, so
-        # bundles and manifests from then still load and still get the features they were fit on.
+        # Definitions saved before the loud-core bound or the spectral floor existed were computed
+        # without them, so bundles and manifests from then still load and get the features they were fit on.
         d.setdefault("speech_anchor_db", None)
+        d.setdefault("spectral_floor_db", None)
         if "groups" in d:
             d["groups"] = tuple(d["groups"])
         return cls(**d)

@@ -79,6 +79,15 @@ def _intro(cfg: FeatureConfig) -> list[str]:
             "endings; in 8% the part cut holds 0.1 s or more of weak voicing) and cross-validated macro-F1 did "
             "not fall (docs/experiments.md)."
             if cfg.speech_anchor_db is not None else " (off in this configuration)."),
+        "   **Spectral floor**" + (
+            f" (on, {cfg.spectral_floor_db:g} dB)." if cfg.spectral_floor_db is not None else
+            " (off by default; `FeatureConfig(spectral_floor_db=30)`, `--spectral-floor-db 30`).") + " Every "
+        "spectrogram bin is raised to at least that many dB below its own loud level (95th percentile over the "
+        "speech). Other talkers at 20 dB SNR sit about 30 dB below the speaker's loud level in each bin, in the "
+        "valleys between harmonics and in quiet frames: below the floor, they no longer move the features. On "
+        "RAVDESS a 30 dB floor cut the 20 dB babble loss from 0.108 to 0.046 and the 20 dB white-noise loss "
+        "from 0.042 to 0.007, and lowered clean-clip macro-F1 from 0.701 to 0.677 (sentiment unchanged); "
+        "docs/experiments.md has the table.",
         f"3. **Level normalisation.** The clip is scaled so that its loud frames (95th percentile of the frame "
         f"RMS level) sit at {REFERENCE_LEVEL_DB:g} dBFS, which makes every feature independent of the "
         "recording gain. The input level and a rough SNR are reported separately (`SignalInfo`), not as "

@@ -163,6 +163,10 @@ class FeatureExtractor:
                 speech = speech[first * hop : (last - 1) * hop + 1]
         else:
             level = _spectral.rms_db(S, n_fft=n_fft)
+        if cfg.spectral_floor_db is not None:
+            # Other voices fill what lies far below each bin's loud level; floored, that part reads
+            # the same with or without them (opt-in: it also hides some of what clean speech says).
+            S = _spectral.floor_spectrum(S, cfg.spectral_floor_db)
         loud = float(np.percentile(level, 95))
         info = SignalInfo(
             duration_s=duration,

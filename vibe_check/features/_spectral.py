@@ -18,6 +18,7 @@ from ._functionals import FUNCTIONALS, SHORT_FUNCTIONALS, runs, summarize
 __all__ = [
     "power_spectrogram",
     "spectral_features",
+    "floor_spectrum",
     "noise_floor",
     "subtract_noise",
     "speech_level_db",
@@ -136,6 +137,21 @@ def subtract_noise(S: np.ndarray, noise: np.ndarray, *, over: float = 1.5, floor
     only noise drop by about ``10 * log10(floor)`` dB, so they no longer count as speech.
     """
     return np.maximum(S - over * noise[:, None].astype(S.dtype), np.asarray(floor, S.dtype) * S)
+
+
+def floor_spectrum(S: np.ndarray, floor_db: float, *, quantile: float = 95.0) -> np.ndarray:
+    """``S`` with every bin raised to at least ``floor_db`` below its own loud level over time.
+
+    The loud level is the ``quantile`` percentile of the bin over the frames.
+
+    Examples
+    --------
+    >>> S = np.array([[1.0, 1e-4, 1e-6]])
+    >>> floor_spectrum(S, 30.0, quantile=100).tolist()
+    [[1.0, 0.0010000000474974513, 0.0010000000474974513]]
+    """
+    loud = np.percentile(S, quantile, axis=1, keepdims=True).astype(S.dtype)
+    return np.maximum(S, loud * np.asarray(10.0 ** (-floor_db / 10.0), S.dtype))
 
 
 def speech_level_db(S: np.ndarray, noise: np.ndarray, *, n_fft: int = 512, over: float = 1.5,

@@ -27,6 +27,7 @@ def augment_list(text: str) -> list[str]:
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     from ..data import AUGMENTATIONS
+    from ..features._cli import add_spectral_floor_argument
     from ._models import MODEL_NAMES
     from ._train import DEFAULT_AUGMENTATIONS, DEFAULT_MODELS, TASKS
 
@@ -42,6 +43,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--augment", type=augment_list, default=list(DEFAULT_AUGMENTATIONS),
                         help=f"augmented copies of the training folds' clips, comma-separated from {','.join(AUGMENTATIONS)}, "
                              f"or 'none' (default: {','.join(DEFAULT_AUGMENTATIONS)}); scores are always on original clips")
+    add_spectral_floor_argument(parser)
     parser.add_argument("--robustness", action="store_true",
                         help="also score the chosen model on corrupted held-out clips (noise, gain, telephone, silence)")
     parser.add_argument("--speaker-normalize", action="store_true",
@@ -65,6 +67,7 @@ def _default_data_dir() -> Path | None:
 
 def run_train(args: argparse.Namespace) -> int:
     from ..features import build_manifest
+    from ..features._cli import feature_config
     from ._train import EmotionTrainer
 
     started = time.perf_counter()
@@ -82,8 +85,8 @@ def run_train(args: argparse.Namespace) -> int:
     try:
         print(f"features: {data_dir} -> {manifest_path}", file=sys.stderr)
         cache_dir = args.cache_dir or Path("data") / ".feature_cache"
-        manifest = build_manifest(data_dir, manifest_path, n_jobs=args.n_jobs, progress=progress,
-                                  cache_dir=cache_dir, augment=args.augment)
+        manifest = build_manifest(data_dir, manifest_path, config=feature_config(args), n_jobs=args.n_jobs,
+                                  progress=progress, cache_dir=cache_dir, augment=args.augment)
         n_err = len(manifest.attrs.get("errors", []))
         if n_err:
             print(f"{n_err} file(s) skipped (see {manifest_path.with_suffix('.errors.csv')})", file=sys.stderr)

@@ -37,6 +37,8 @@ CONDITIONS: dict[str, str] = {
     "gain +10 dB (clipped)": "10 dB louder, clipped to full scale",
     "telephone": "telephone band 300-3400 Hz, resampled to 8 kHz",
     "2 s leading silence": "2 s of digital silence before the speech",
+    # Last, so that the conditions above keep their random draws (seeded by position).
+    "white 40 dB": "white noise at 40 dB SNR: a quiet room's noise floor in place of the studio's silence",
 }
 #: The largest acceptable macro-F1 drop from clean, where there is a target.
 TARGET_DROP: dict[str, float] = {
