@@ -4,11 +4,12 @@
 Trains speaker-independently (as ``vibe-check train``, optionally with augmented training
 copies), then scores each fold's model on the held-out clips clean and corrupted: white and
 babble-like noise at 20 and 10 dB SNR, gain -20 dB and +10 dB (clipped), telephone band
-(300-3400 Hz at 8 kHz), 2 s of leading silence. Prints macro-F1 (mean +- std over folds) per
+(300-3400 Hz at 8 kHz), 2 s of leading silence, and white noise at 40 dB SNR (a quiet room's
+background in place of the studio's silence). Prints macro-F1 (mean +- std over folds) per
 condition, the drop from clean and the target where there is one.
 
     python benchmarks/bench_robustness.py [--data-dir ../shared/data/ravdess16k] [--models lda,ensemble]
-                                          [--augment noise,babble | --augment none]
+                                          [--augment noise,babble | --augment none] [--spectral-floor-db 30]
 """
 
 from __future__ import annotations

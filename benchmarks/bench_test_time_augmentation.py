@@ -24,10 +24,10 @@ def _cost_per_clip(manifest, n: int = 40) -> tuple[float, float]:
     """Median ms to extract one clip's features, alone and with its four speed copies."""
     from vibe_check.audio import load_audio
     from vibe_check.data._augment import SPEED_FACTORS
-    from vibe_check.features import FeatureExtractor
+    from vibe_check.features import FeatureConfig, FeatureExtractor
     from vibe_check.models._custom import _clip_rows
 
-    fx = FeatureExtractor()
+    fx = FeatureExtractor(FeatureConfig.from_dict(manifest.attrs["feature_config"]))
     paths = manifest.loc[manifest["augmentation"] == "none", "path"].iloc[:n]
     alone, tta = [], []
     for p in paths:
