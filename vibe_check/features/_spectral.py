@@ -146,9 +146,9 @@ def floor_spectrum(S: np.ndarray, floor_db: float, *, quantile: float = 95.0) ->
 
     Examples
     --------
-    >>> S = np.array([[1.0, 1e-4, 1e-6]])
-    >>> floor_spectrum(S, 30.0, quantile=100).tolist()
-    [[1.0, 0.0010000000474974513, 0.0010000000474974513]]
+    >>> S = np.array([[1.0, 1e-2, 1e-4, 1e-6]])
+    >>> floor_spectrum(S, 30.0, quantile=100).round(6).tolist()
+    [[1.0, 0.01, 0.001, 0.001]]
     """
     loud = np.percentile(S, quantile, axis=1, keepdims=True).astype(S.dtype)
     return np.maximum(S, loud * np.asarray(10.0 ** (-floor_db / 10.0), S.dtype))
