@@ -402,8 +402,12 @@ def test_drift_alert_fires_on_quieter_noisier_inputs(prometheus, live_service, t
     clean = {r["metric"]["group"]: float(r["value"][1]) for r in api.query("vibe_check_feature_drift_psi")}
     assert max(clean.values()) < 0.1, clean
     assert api.query(alert) == []
+    served = api.scalar("sum(vibe_check_predictions_total)")
 
     send([wav_bytes(degrade(y, snr_db=(10, 15, 20)[i % 3], seed=i)) for i, y in enumerate(clips)])
+    # The alert may fire on a scrape taken while the window was still filling with noisy clips:
+    # read the drift only from a scrape that has seen every noisy request.
+    api.wait_for("sum(vibe_check_predictions_total)", lambda v: v >= served + len(clips), 30, "the noisy window to be scraped")
     api.wait_for(f"count({alert})", lambda v: v >= 1, 30, "the drift alert to fire")
     noisy = {r["metric"]["group"]: float(r["value"][1]) for r in api.query("vibe_check_feature_drift_psi")}
     print("PSI clean", {g: round(v, 3) for g, v in clean.items()})
