@@ -31,7 +31,7 @@ def feature_config(args: argparse.Namespace):
     """The :class:`~vibe_check.features.FeatureConfig` the command line asks for."""
     from ._config import FeatureConfig
 
-    return FeatureConfig(spectral_floor_db=getattr(args, "spectral_floor_db", None))
+    return FeatureConfig(spectral_floor_db=args.spectral_floor_db)
 
 
 def add_features_arguments(parser: argparse.ArgumentParser) -> None:
