@@ -157,6 +157,22 @@ def test_other_feature_definition_refused(logreg_payload, tmp_path):
     assert "retrain" in str(err.value).lower()
 
 
+def test_definition_with_numbers_written_as_ints_loads(logreg_payload, tmp_path):
+    """Before real-valued settings were stored as floats, ``fmin_f0=60`` hashed apart from 60.0:
+    such a bundle still loads (same settings, same code version), and a version bump is still refused."""
+    from vibe_check.features import FEATURE_SET_VERSION, FeatureConfig
+    from vibe_check.features._config import definition_hash
+
+    as_written = {**logreg_payload["metadata"]["feature_config"], "fmin_f0": 60, "trim_top_db": 35}
+    path = resave(logreg_payload, tmp_path / "ints.pkl", feature_config=as_written, feature_hash=definition_hash(as_written))
+    model = CustomEmotionModel(path)
+    assert model.extractor.config == FeatureConfig.from_dict(logreg_payload["metadata"]["feature_config"])
+    older = {**as_written, "feature_set_version": FEATURE_SET_VERSION - 1}
+    path = resave(logreg_payload, tmp_path / "older.pkl", feature_config=older, feature_hash=definition_hash(older))
+    with pytest.raises(IncompatibleBundleError, match="feature definition"):
+        CustomEmotionModel(path)
+
+
 def test_other_sklearn_version_refused(logreg_payload, tmp_path):
     versions = {**logreg_payload["metadata"]["versions"], "scikit-learn": "1.2.2"}
     path = resave(logreg_payload, tmp_path / "old_sklearn.skops", versions=versions)

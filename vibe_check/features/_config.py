@@ -6,7 +6,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field, replace
 
-__all__ = ["FeatureConfig", "FEATURE_GROUPS", "FEATURE_SET_VERSION"]
+__all__ = ["FeatureConfig", "FEATURE_GROUPS", "FEATURE_SET_VERSION", "definition_hash"]
 
 #: Bumped whenever the code computing a feature changes its values, so that the hash (and every
 #: manifest and bundle keyed on it) changes too.
@@ -26,6 +26,14 @@ FEATURE_GROUPS: dict[str, str] = {
     "chroma": "energy of the 12 pitch classes",
     "covariation": "correlations over speech frames between MFCCs, their deltas, pitch, voicing and level",
 }
+
+#: Real-valued settings: stored as floats, so that ``30`` and ``30.0`` are one definition with one hash.
+_REAL_FIELDS = ("fmin_f0", "fmax_f0", "trim_top_db", "speech_anchor_db", "speech_margin_s", "spectral_floor_db")
+
+
+def definition_hash(definition: dict) -> str:
+    """First 16 hex digits of the SHA-256 of a definition's canonical JSON form (see :attr:`FeatureConfig.hash`)."""
+    return hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -97,6 +105,10 @@ class FeatureConfig:
     groups: tuple[str, ...] = field(default_factory=lambda: tuple(FEATURE_GROUPS))
 
     def __post_init__(self) -> None:
+        for name in _REAL_FIELDS:
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, float):
+                object.__setattr__(self, name, float(value))
         unknown = set(self.groups) - set(FEATURE_GROUPS)
         if unknown:
             raise ValueError(f"unknown feature groups {sorted(unknown)}; choose from {list(FEATURE_GROUPS)}")
@@ -141,8 +153,7 @@ class FeatureConfig:
     @property
     def hash(self) -> str:
         """First 16 hex digits of the SHA-256 of the canonical JSON form (with the code version)."""
-        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
+        return definition_hash(self.to_dict())
 
     def replace(self, **changes) -> "FeatureConfig":
         return replace(self, **changes)

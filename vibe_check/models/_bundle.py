@@ -174,7 +174,8 @@ def read_bundle_metadata(path: str | os.PathLike) -> dict:
 
 
 def _check_compatible(meta: dict, path: Path) -> None:
-    from ..features import FeatureConfig
+    from ..features import FEATURE_SET_VERSION, FeatureConfig
+    from ..features._config import definition_hash
 
     problems = []
     if meta.get("format") != BUNDLE_FORMAT:
@@ -186,7 +187,10 @@ def _check_compatible(meta: dict, path: Path) -> None:
     except Exception as exc:
         problems.append(f"feature definition unreadable by this vibe-check ({exc})")
     else:
-        if current_hash != meta.get("feature_hash"):
+        # A bundle saved before real-valued settings were normalised to floats hashed them as
+        # written (``30`` for 30.0): the same definition, if this version's code computes it.
+        as_written = definition_hash({**meta["feature_config"], "feature_set_version": FEATURE_SET_VERSION})
+        if meta.get("feature_hash") not in (current_hash, as_written):
             problems.append(
                 f"feature definition {meta.get('feature_hash')} (this vibe-check {__version__} computes "
                 f"{current_hash} for the same settings)"
