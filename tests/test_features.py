@@ -19,7 +19,7 @@ import pytest
 import soxr
 
 from vibe_check.audio import load_audio
-from vibe_check.data import babble_noise, make_noise, make_tone, mix_at_snr, synthesize_utterance, write_audio
+from vibe_check.data import babble_noise, make_noise, make_tone, mix_at_snr, synthesize_utterance, white_noise, write_audio
 from vibe_check.exceptions import VibeCheckError
 from vibe_check.features import (
     FEATURE_GROUPS,
@@ -38,6 +38,7 @@ from vibe_check.features import (
     covariation_features,
     describe_features,
     energy_features,
+    estimate_snr,
     mel_features,
     pitch_track,
     power_spectrogram,
@@ -513,6 +514,27 @@ def test_config_without_a_spectral_floor_keeps_its_hash():
     assert "spectral_floor_db" not in FeatureConfig().to_dict()
     assert FeatureConfig.from_dict(FeatureConfig(spectral_floor_db=30.0).to_dict()).spectral_floor_db == 30.0
     assert FeatureConfig.from_dict(FeatureConfig().to_dict()) == FeatureConfig()
+
+
+def test_config_numbers_have_one_spelling():
+    """30 and 30.0 (or a NumPy float) are one definition: one hash, one cache, one manifest."""
+    assert FeatureConfig(spectral_floor_db=30).hash == FeatureConfig(spectral_floor_db=30.0).hash
+    assert FeatureConfig(spectral_floor_db=np.float32(30)).hash == FeatureConfig(spectral_floor_db=30.0).hash
+    assert FeatureConfig(fmin_f0=60, fmax_f0=600, trim_top_db=35).hash == FeatureConfig().hash
+    assert type(FeatureConfig(spectral_floor_db=30).spectral_floor_db) is float
+
+
+def test_estimate_snr_is_the_extractors_figure_and_reads_the_background(extractor, utterance):
+    rng = np.random.default_rng(0)
+    pause = np.zeros(SR // 2, np.float32)
+    y = np.concatenate([pause, utterance, pause])
+    noisy = mix_at_snr(y, white_noise(y.size, rng), 20.0)
+    for clip in (y, noisy):
+        assert estimate_snr(clip, SR) == pytest.approx(extractor.extract_with_info(clip, SR)[1].snr_db)
+    assert estimate_snr(y, SR) > 60 and 15 < estimate_snr(noisy, SR) < 30
+    # Not the level: 20 dB quieter reads the same; resampled input is analysed at the config's rate.
+    assert estimate_snr(noisy * 0.1, SR) == pytest.approx(estimate_snr(noisy, SR), abs=0.1)
+    assert estimate_snr(soxr.resample(noisy, SR, 44100), 44100) == pytest.approx(estimate_snr(noisy, SR), abs=1.0)
 
 
 def test_config_rejects_bad_values():

@@ -3,7 +3,7 @@
 from ._config import FEATURE_GROUPS, FEATURE_SET_VERSION, FeatureConfig
 from ._contour import contour_features
 from ._covariation import covariation_features, frame_descriptors
-from ._extractor import FeatureExtractor, SignalInfo, describe_features
+from ._extractor import FeatureExtractor, SignalInfo, describe_features, estimate_snr
 from ._functionals import FUNCTIONALS, summarize
 from ._manifest import METADATA_COLUMNS, build_manifest, feature_columns, file_sha256, load_manifest, manifest_errors, write_manifest
 from ._prosody import pitch_track, prosody_features, timing_features, voice_quality_features
@@ -39,6 +39,7 @@ __all__ = [
     "frame_descriptors",
     "describe_features",
     "energy_features",
+    "estimate_snr",
     "mel_features",
     "pitch_track",
     "power_spectrogram",

@@ -92,7 +92,8 @@ def _intro(cfg: FeatureConfig) -> list[str]:
         f"3. **Level normalisation.** The clip is scaled so that its loud frames (95th percentile of the frame "
         f"RMS level) sit at {REFERENCE_LEVEL_DB:g} dBFS, which makes every feature independent of the "
         "recording gain. The input level and a rough SNR are reported separately (`SignalInfo`), not as "
-        f"features. Frames within {_ACTIVE_RANGE_DB:g} dB of the loud level are *active*; the others are pauses. "
+        "features; `estimate_snr(y, sr)` gives the same SNR without extracting features (loud frames over "
+        f"quiet ones, pauses included). Frames within {_ACTIVE_RANGE_DB:g} dB of the loud level are *active*; the others are pauses. "
         "Spectral, contrast, cepstral, mel and chroma functionals are computed over active frames only.",
         f"4. **One STFT.** A single power spectrogram (Hann window of {_ms(cfg.win_length, sr)}, "
         f"{cfg.n_fft}-point FFT, hop {_ms(cfg.hop_length, sr)}) feeds the energy, spectral, contrast, "
