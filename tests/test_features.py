@@ -20,7 +20,7 @@ import soxr
 
 from vibe_check.audio import load_audio
 from vibe_check.data import babble_noise, make_noise, make_tone, mix_at_snr, synthesize_utterance, white_noise, write_audio
-from vibe_check.exceptions import VibeCheckError
+from vibe_check.exceptions import NoSpeechError, VibeCheckError
 from vibe_check.features import (
     FEATURE_GROUPS,
     FUNCTIONALS,
@@ -535,6 +535,10 @@ def test_estimate_snr_is_the_extractors_figure_and_reads_the_background(extracto
     # Not the level: 20 dB quieter reads the same; resampled input is analysed at the config's rate.
     assert estimate_snr(noisy * 0.1, SR) == pytest.approx(estimate_snr(noisy, SR), abs=0.1)
     assert estimate_snr(soxr.resample(noisy, SR, 44100), 44100) == pytest.approx(estimate_snr(noisy, SR), abs=1.0)
+    with pytest.raises(NoSpeechError, match="silent"):
+        estimate_snr(np.zeros(SR, np.float32), SR)
+    with pytest.raises(NoSpeechError, match="too short"):
+        estimate_snr(noisy[:100], SR)
 
 
 def test_config_rejects_bad_values():
