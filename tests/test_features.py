@@ -522,6 +522,9 @@ def test_config_numbers_have_one_spelling():
     assert FeatureConfig(spectral_floor_db=np.float32(30)).hash == FeatureConfig(spectral_floor_db=30.0).hash
     assert FeatureConfig(fmin_f0=60, fmax_f0=600, trim_top_db=35).hash == FeatureConfig().hash
     assert type(FeatureConfig(spectral_floor_db=30).spectral_floor_db) is float
+    # Every real-valued setting is normalised, including ones added later.
+    real = {f.name for f in dataclasses.fields(FeatureConfig) if str(f.type).startswith("float")}
+    assert real == set(_config._REAL_FIELDS)
 
 
 def test_estimate_snr_is_the_extractors_figure_and_reads_the_background(extractor, utterance):
