@@ -1,7 +1,8 @@
 """Research script behind docs/experiments.md, "Two models routed by the clip's own SNR": not part of the package.
 
-The default LDA (A) and an LDA on spectrally floored features (B), each fit on the trainer's 5
-speaker folds exactly as the product fits it (nuisance weight chosen on inner folds). Every
+The default LDA (A) and an LDA on spectrally floored features (B), each the product's own LDA
+pipeline fit on the trainer's 5 speaker folds as the trainer fits it (nuisance weight chosen on
+inner folds). Every
 held-out clip, clean or corrupted as in the robustness benchmark, goes to B when its own SNR
 estimate (:func:`vibe_check.features.estimate_snr`, computed on the clip as it arrives) is below
 a threshold, and to A otherwise. Corrupted clips' features come from the benchmark's cache
@@ -20,12 +21,10 @@ import argparse
 import numpy as np
 import pandas as pd
 from sklearn.metrics import f1_score
-from sklearn.model_selection import GroupKFold
-from sklearn.preprocessing import StandardScaler
 
 from vibe_check.features import FeatureConfig, FeatureExtractor, estimate_snr
-from vibe_check.training._cv import speaker_folds
-from vibe_check.training._models import _ledoit_wolf_covariance, _linear_discriminant, _log_loss, _nuisance_scatter, fit_temperature
+from vibe_check.training._cv import fit_clone, speaker_folds
+from vibe_check.training._models import make_model
 from vibe_check.training._robustness import CONDITIONS, _fold_features
 
 parser = argparse.ArgumentParser()
@@ -39,7 +38,6 @@ parser.add_argument("--cache-dir", default="data/.feature_cache")
 args = parser.parse_args()
 
 CONDS = list(CONDITIONS)
-GRID, PRIORS = [0, 0.5, 1, 2, 4, 8], np.full(8, 1 / 8)
 fx_a, fx_b = FeatureExtractor(), FeatureExtractor(FeatureConfig(spectral_floor_db=args.floor_db))
 m_a, m_b = pd.read_parquet(args.default_manifest), pd.read_parquet(args.floored_manifest)
 if not ((m_a.sha256.values == m_b.sha256.values).all() and (m_a.augmentation.values == m_b.augmentation.values).all()):
@@ -62,31 +60,12 @@ class _SNROnly:
         return np.array([estimate_snr(y, sr, config=self.config)])
 
 
-def _stats(Xs, yt, rt):
-    means = np.vstack([Xs[yt == k].mean(0) for k in range(8)])
-    cov = sum(_ledoit_wolf_covariance(Xs[yt == k]) for k in range(8)) / 8
-    return means, cov, _nuisance_scatter(Xs, rt)
-
-
 def fit_lda(X, train, weights_on):
-    """The product's LDA: nuisance weight by inner-fold log-loss after temperature scaling."""
-    scaler = StandardScaler().fit(X[train])
-    Xs, yt, rt = scaler.transform(X[train]), y[train], recording[train]
-    logits, truth = {w: [] for w in GRID}, []
-    for itr, ite in GroupKFold(n_splits=5).split(Xs, yt, actor[train]):
-        if weights_on == "originals":
-            ite = ite[kind[train][ite] == "none"]
-        means, cov, nuisance = _stats(Xs[itr], yt[itr], rt[itr])
-        for w in GRID:
-            coef, intercept = _linear_discriminant(means, cov + w * nuisance, PRIORS)
-            logits[w].append(Xs[ite] @ coef.T + intercept)
-        truth.append(yt[ite])
-    truth = np.concatenate(truth)
-    loss = {w: _log_loss(np.vstack(z) / fit_temperature(np.vstack(z), truth), truth) for w, z in logits.items()}
-    w = min(GRID, key=loss.get)
-    means, cov, nuisance = _stats(Xs, yt, rt)
-    coef, intercept = _linear_discriminant(means, cov + w * nuisance, PRIORS)
-    return (lambda F: scaler.transform(np.nan_to_num(F)) @ coef.T + intercept), w
+    """The product's LDA pipeline, fit as the trainer fits it (nuisance weight and temperature on
+    inner speaker folds; held-out originals only unless ``weights_on == "copies"``)."""
+    model = fit_clone(make_model("lda"), X, y, train, groups=actor, recordings=recording,
+                      calibrate_on=None if weights_on == "copies" else kind == "none")
+    return (lambda F: model.predict_log_proba(np.nan_to_num(F))), model[-1].nuisance_weight_
 
 
 thresholds = [float(t) for t in args.thresholds.split(",")]
