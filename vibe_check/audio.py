@@ -25,7 +25,7 @@ from .exceptions import (
     NoSpeechError,
 )
 
-__all__ = ["load_audio", "prepare_signal", "trim_silence", "to_mono_float", "AudioSource"]
+__all__ = ["load_audio", "prepare_signal", "require_sound", "trim_silence", "to_mono_float", "AudioSource"]
 
 AudioSource = Union[str, os.PathLike, bytes, BinaryIO]
 
@@ -230,6 +230,18 @@ def _walk_riff(f: BinaryIO, start: int, end: int, name: str) -> None:
         pos += 8 + declared + (declared & 1)
 
 
+def require_sound(y: np.ndarray, sr: int, *, frame_length: int = 512, min_duration: float = DEFAULT_MIN_DURATION) -> None:
+    """Refuse digital silence and a signal shorter than one analysis frame (``NoSpeechError``)."""
+    peak = float(np.max(np.abs(y))) if y.size else 0.0
+    if peak < SILENCE_PEAK:
+        raise NoSpeechError(f"the audio is silent (peak level {20 * np.log10(peak + 1e-12):.0f} dBFS)")
+    if y.size < frame_length:
+        raise NoSpeechError(
+            f"the audio is too short to hold speech ({y.size / sr * 1000:.0f} ms; at least "
+            f"{min_duration * 1000:.0f} ms of sound is needed)"
+        )
+
+
 def trim_silence(
     y: np.ndarray,
     sr: int,
@@ -251,14 +263,7 @@ def trim_silence(
     """
     import librosa
 
-    peak = float(np.max(np.abs(y))) if y.size else 0.0
-    if peak < SILENCE_PEAK:
-        raise NoSpeechError(f"the audio is silent (peak level {20 * np.log10(peak + 1e-12):.0f} dBFS)")
-    if y.size < frame_length:
-        raise NoSpeechError(
-            f"the audio is too short to hold speech ({y.size / sr * 1000:.0f} ms; at least "
-            f"{min_duration * 1000:.0f} ms of sound is needed)"
-        )
+    require_sound(y, sr, frame_length=frame_length, min_duration=min_duration)
     trimmed, _ = librosa.effects.trim(y, top_db=top_db, frame_length=frame_length, hop_length=hop_length)
     duration = trimmed.size / sr
     if duration < min_duration:

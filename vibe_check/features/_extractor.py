@@ -10,8 +10,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ..audio import DEFAULT_MAX_DURATION, SILENCE_PEAK, load_audio, prepare_signal, trim_silence
-from ..exceptions import NoSpeechError, VibeCheckError
+from ..audio import DEFAULT_MAX_DURATION, load_audio, prepare_signal, require_sound, trim_silence
+from ..exceptions import VibeCheckError
 from . import _contour, _covariation, _prosody, _spectral
 from ._config import FeatureConfig
 
@@ -114,11 +114,7 @@ def estimate_snr(y: np.ndarray, sr: int, *, config: FeatureConfig | None = None)
     """
     cfg = config or FeatureConfig()
     y = prepare_signal(y, sr, target_sr=cfg.sample_rate, max_duration=None)
-    if np.max(np.abs(y)) < SILENCE_PEAK:
-        raise NoSpeechError("the audio is silent: it has no SNR to estimate")
-    if y.size < cfg.n_fft:
-        raise NoSpeechError(f"the audio is too short to estimate its SNR ({y.size / cfg.sample_rate * 1000:.0f} ms; "
-                            f"at least one {cfg.n_fft / cfg.sample_rate * 1000:.0f} ms frame is needed)")
+    require_sound(y, cfg.sample_rate, frame_length=cfg.n_fft)  # the extractor's own first check
     return _snr_from_levels(_background_levels(y, cfg)[1])
 
 
