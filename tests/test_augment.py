@@ -320,6 +320,16 @@ def test_robustness_table(augmented, tmp_path):
     assert list(tmp_path.rglob("robustness-*.npy"))
 
 
+def test_robustness_of_the_speaker_mode_centres_held_out_speakers(augmented, tmp_path):
+    # The speaker-normalised models were fit on centred features: raw corrupted clips would be
+    # scored against the wrong origin. Clean, the table must give the cross-validated figure.
+    df, _ = augmented
+    trainer = EmotionTrainer(models=["lda"], n_splits=3, speaker_normalization=True).fit(df)
+    table = evaluate_robustness(trainer, df, conditions=("clean", "gain -20 dB"), n_jobs=1, cache_dir=tmp_path)
+    clean = table.set_index("condition").loc["clean", "macro_f1_mean"]
+    assert clean == pytest.approx(trainer.cv_results_["lda"].scalar("macro_f1")[0])
+
+
 def test_cli_train_with_augmentation_robustness_and_report(synthetic_corpus, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code = main(["train", "--data-dir", str(synthetic_corpus), "--output-dir", "out", "--folds", "3", "--models", "logreg,lda",

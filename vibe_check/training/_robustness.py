@@ -23,6 +23,7 @@ from ..audio import load_audio
 from ..data import apply_gain, babble_noise, leading_silence, mix_at_snr, telephone_band, white_noise
 from ..features import FeatureConfig, FeatureExtractor
 from ._metrics import classification_metrics
+from ._speaker import center_by_group
 
 __all__ = ["CONDITIONS", "TARGET_DROP", "corrupt", "evaluate_robustness", "format_robustness"]
 
@@ -120,7 +121,9 @@ def evaluate_robustness(trainer, manifest: pd.DataFrame, models: Sequence[str] |
     Parameters
     ----------
     trainer : fitted EmotionTrainer
-        Its folds and models are used; ``manifest`` must be the one it was fitted on.
+        Its folds and models are used; ``manifest`` must be the one it was fitted on. With
+        ``speaker_normalization``, each held-out speaker's clips are centred on their own mean
+        under each condition, as in its cross-validation.
     manifest : DataFrame
         Gives the audio path of every row.
     models : sequence of str, optional
@@ -150,6 +153,7 @@ def evaluate_robustness(trainer, manifest: pd.DataFrame, models: Sequence[str] |
     models = list(models or [trainer.best_model_])
     extractor = FeatureExtractor(FeatureConfig.from_dict(trainer.feature_config_))
     paths = manifest["path"].astype(str).tolist()
+    speakers = manifest["actor"].to_numpy()
     y = trainer._y_train
     folds = FoldModels(trainer, max_folds=None)
     scores = {(m, c): [] for m in models for c in conditions}
@@ -159,6 +163,11 @@ def evaluate_robustness(trainer, manifest: pd.DataFrame, models: Sequence[str] |
         originals = train[trainer._originals_train[train]]
         feats = _fold_features(extractor, paths, originals, test, conditions, n_jobs=n_jobs, cache_dir=cache_dir)
         usable = np.isfinite(feats).all(axis=2)  # (conditions, clips)
+        if getattr(trainer, "speaker_normalization", False):
+            # As in cross-validation: each held-out speaker centred on their own clips, here the
+            # ones recorded under the same condition (as their references would be).
+            for j, ok in enumerate(usable):
+                feats[j][ok] = center_by_group(feats[j][ok], speakers[test][ok])
         for condition, ok in zip(conditions, usable):
             failed[condition] += int((~ok).sum())
         for m in models:
