@@ -11,6 +11,7 @@ import pytest
 
 from vibe_check.cli import main
 from vibe_check.exceptions import SpeakerReferenceError
+from vibe_check.features import FeatureConfig
 from vibe_check.models import CustomEmotionModel
 from vibe_check.training import EmotionTrainer, center_by_group, evaluate_speaker_references
 
@@ -40,7 +41,11 @@ def _speaker_manifest(n_speakers=10, per_class=6, n_classes=8, n_features=40, se
                 x = means[c] + voice + rng.normal(0, 1, n_features)
                 rows.append({"path": f"s{s}_{emotion}_{k}.wav", "actor": s, "gender": "female" if s % 2 else "male",
                              "emotion": emotion, "augmentation": "none", **{f"x{j:02d}": v for j, v in enumerate(x)}})
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows)
+    # The trainer needs a feature definition; these columns stand in for the default one's.
+    cfg = FeatureConfig()
+    df.attrs.update(feature_names=[f"x{j:02d}" for j in range(n_features)], feature_config=cfg.to_dict(), feature_hash=cfg.hash)
+    return df
 
 
 def test_speaker_normalisation_removes_the_voice_and_is_measured_with_held_out_references():

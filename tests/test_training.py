@@ -56,6 +56,14 @@ def test_trainer_refuses_leaky_cv(trained_models):
         EmotionTrainer(cv=KFold(3, shuffle=True, random_state=0), models=["logreg"]).fit(trained_models["manifest"])
 
 
+def test_trainer_refuses_a_manifest_without_its_feature_definition(trained_models):
+    # A guessed definition would save a bundle that computes other features than it was fit on.
+    manifest = trained_models["manifest"].copy()
+    manifest.attrs = {}
+    with pytest.raises(DatasetError, match="lost its feature definition"):
+        EmotionTrainer(models=["logreg"], n_splits=3).fit(manifest)
+
+
 def test_too_few_speakers_for_the_folds():
     with pytest.raises(ValueError, match="speakers"):
         speaker_folds(np.zeros(6), np.array([1, 1, 2, 2, 3, 3]), n_splits=5)

@@ -19,7 +19,8 @@ from sklearn.preprocessing import LabelEncoder
 from tqdm.auto import tqdm
 
 from ..data import EMOTIONS, ORIGINAL, SENTIMENT_OF_EMOTION
-from ..features import FeatureConfig, feature_columns
+from ..exceptions import DatasetError
+from ..features import feature_columns
 from ..models._bundle import library_versions, save_bundle
 from ._cv import FoldResult, check_speaker_independent, fit_clone, fit_predict_fold, speaker_folds
 from ._metrics import classification_metrics, summarize_folds
@@ -247,9 +248,16 @@ class EmotionTrainer(BaseEstimator):
         if self.task not in TASKS:
             raise ValueError(f"unknown task {self.task!r}; choose from {TASKS}")
         started = time.perf_counter()
+        missing = [k for k in ("feature_names", "feature_config", "feature_hash") if not manifest.attrs.get(k)]
+        if missing:
+            # Guessing the definition would save a bundle that computes other features than it was fit on.
+            raise DatasetError(
+                f"the manifest has lost its feature definition (DataFrame.attrs {', '.join(missing)}); pandas drops "
+                "it in some operations, such as concatenating manifests: load it with load_manifest, or copy "
+                "the attrs back (combined.attrs = dict(original.attrs))")
         self.feature_names_in_ = feature_columns(manifest)
-        self.feature_config_ = manifest.attrs.get("feature_config") or FeatureConfig().to_dict()
-        self.feature_hash_ = manifest.attrs.get("feature_hash") or FeatureConfig.from_dict(self.feature_config_).hash
+        self.feature_config_ = manifest.attrs["feature_config"]
+        self.feature_hash_ = manifest.attrs["feature_hash"]
         X = manifest[self.feature_names_in_].to_numpy(dtype=np.float64)
         if not np.isfinite(X).all():
             raise ValueError("the manifest holds NaN or infinite features; rebuild it")
