@@ -670,3 +670,27 @@ def test_rendered_docs_list_every_feature_once():
         assert f"| [{group}](#{group}) | {len(names_of_group(table, group))} |" in text
     small = render_feature_docs(FeatureConfig(groups=("prosody",)))
     assert "mfcc_01_mean" not in small and "`f0_mean`" in small
+
+
+def test_parallel_extraction_compiles_in_the_parent_before_workers_start(tmp_path, monkeypatch):
+    # Workers compiling librosa's cached numba kernels at once can corrupt the cache for good
+    # (numba issue 10128): the parent runs the extractor once first, and only for parallel runs.
+    from vibe_check.features import _parallel
+
+    path = write_audio(tmp_path / "a.wav", synthesize_utterance("happy", duration=1.5), 16000)
+    calls = []
+    real = FeatureExtractor.extract
+
+    def spy(self, y, sr):
+        calls.append(os.getpid())
+        return real(self, y, sr)
+
+    monkeypatch.setattr(FeatureExtractor, "extract", spy)
+    monkeypatch.setattr(_parallel, "_WARM", set())
+    fx = FeatureExtractor(FeatureConfig(groups=("prosody",)))
+    _parallel.extract_many(fx, [path], n_jobs=1)
+    assert calls == []  # sequential: nothing to warm (extract_file does not go through the spy)
+    rows, failures = _parallel.extract_many(fx, [path, path], n_jobs=2)
+    assert calls == [os.getpid()] and not failures and len(rows) == 1
+    _parallel.extract_many(fx, [path, path], n_jobs=2)
+    assert calls == [os.getpid()]  # once per definition and process

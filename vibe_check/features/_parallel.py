@@ -10,7 +10,32 @@ import numpy as np
 from joblib import Parallel, delayed, parallel_config
 from tqdm.auto import tqdm
 
-__all__ = ["extract_many", "extract_one"]
+from ..exceptions import VibeCheckError
+
+__all__ = ["extract_many", "extract_one", "warm_up"]
+
+_WARM: set[str] = set()  # feature definitions whose compiled kernels this process has used
+
+
+def warm_up(extractor) -> None:
+    """Run ``extractor`` once on a generated utterance in this process, before workers start.
+
+    librosa's pitch and trimming kernels are compiled by numba and cached on disk as two files per
+    kernel. Workers that compile the same kernel at once can leave a pair written by different
+    processes, and every later process that loads it crashes with a segmentation fault (numba
+    issue 10128, librosa issue 1998), for good. Compiled here first, the workers only read the
+    cache. Costs one extraction per feature definition and process.
+    """
+    if extractor.config.hash in _WARM:
+        return
+    from ..data import synthesize_utterance
+
+    sr = extractor.config.sample_rate
+    try:
+        extractor.extract(synthesize_utterance("neutral", sr=sr, duration=1.0), sr)
+    except VibeCheckError:  # a definition that refuses this clip still compiled what it reached
+        pass
+    _WARM.add(extractor.config.hash)
 
 
 def extract_one(extractor, source) -> tuple[str, np.ndarray | None, str | None]:
@@ -42,6 +67,8 @@ def extract_many(
     if not paths:
         return rows, failures
     sequential = n_jobs == 1 and backend is None
+    if not sequential:
+        warm_up(extractor)
     backend_context = parallel_config(backend=backend) if backend else nullcontext()
     with tqdm(total=len(paths), desc="features", unit="file", disable=not progress) as bar, backend_context:
         if sequential:

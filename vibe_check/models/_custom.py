@@ -30,6 +30,7 @@ from ..audio import DEFAULT_MAX_DURATION, load_audio, prepare_signal
 from ..data import speed_copies, speed_perturb
 from ..exceptions import BundleError, IncompatibleBundleError, InvalidAudioError, SpeakerReferenceError
 from ..features import FeatureConfig, FeatureExtractor, SignalInfo
+from ..features._parallel import warm_up
 from ._bundle import load_bundle, read_bundle_metadata
 from ._fast_predict import compile_predict_proba
 
@@ -587,6 +588,7 @@ class CustomEmotionModel:
             return [_item_features(self.extractor, item, catch, speeds) for item in items]
         from joblib import Parallel, delayed
 
+        warm_up(self.extractor)
         return Parallel(n_jobs=n_jobs)(delayed(_item_features)(self.extractor, item, catch, speeds) for item in items)
 
     def predict_batch(self, items: Iterable[InferenceItem], n_jobs: int = 1) -> list[dict]:

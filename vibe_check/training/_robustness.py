@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from ..audio import load_audio
 from ..data import apply_gain, babble_noise, leading_silence, mix_at_snr, telephone_band, white_noise
 from ..features import FeatureConfig, FeatureExtractor
+from ..features._parallel import warm_up
 from ._metrics import classification_metrics
 from ._speaker import center_by_group
 
@@ -103,6 +104,8 @@ def _fold_features(extractor, paths, train, test, conditions, *, n_jobs, cache_d
     rng = np.random.default_rng(0)
     pool_paths = rng.choice([paths[i] for i in train], size=min(_BABBLE_POOL, len(train)), replace=False)
     pool = [load_audio(p, target_sr=extractor.config.sample_rate, max_duration=None) for p in pool_paths]
+    if n_jobs != 1:
+        warm_up(extractor)
     rows = Parallel(n_jobs=n_jobs)(delayed(_clip_features)(extractor, paths[i], int(i), pool, conditions) for i in test)
     feats = np.stack(rows, axis=1)
     if cache is not None:
