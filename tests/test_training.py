@@ -286,12 +286,19 @@ def test_unknown_model_name(trained_models):
 def unseen_corpus(tmp_path_factory):
     root = tmp_path_factory.mktemp("unseen")
     generate_corpus(root, n_speakers=2, takes=1, seed=99)  # other seed: other voices
+    # ... and other actor numbers (21, 22: same genders), as RAVDESS numbers name people.
+    for wav in sorted(root.rglob("*.wav")):
+        actor = int(wav.stem.split("-")[-1]) + 20
+        target = root / f"Actor_{actor:02d}" / f"{wav.stem[:-2]}{actor:02d}.wav"
+        target.parent.mkdir(exist_ok=True)
+        wav.rename(target)
     return root
 
 
 def test_evaluate_on_unseen_speakers(trained_models, unseen_corpus, tmp_path):
     m = evaluate_bundle(trained_models["best"], unseen_corpus, cache_dir=tmp_path / "cache")
-    assert m["n"] == 30 and m["restricted_to"] is None
+    assert m["n"] == 30 and m["classes_in_data"] == m["classes"]
+    assert m["heard_actors"] == []
     assert set(m["per_gender"]) == {"male", "female"}
     assert len(m["confusion"]) == 8 and m["accuracy"] > 0.25
 
@@ -309,8 +316,22 @@ def test_evaluate_with_csv_labels_and_a_class_subset(trained_models, unseen_corp
     pd.DataFrame(rows).to_csv(tmp_path / "labels.csv", index=False)
     m = evaluate_bundle(trained_models["best"], data, labels_csv=tmp_path / "labels.csv", cache_dir=tmp_path / "cache")
     assert m["n"] == len(rows) == 8
-    assert m["restricted_to"] == ["angry", "sad"] and m["classes"] == ["angry", "sad"]
-    assert np.array(m["confusion"]).shape == (2, 2)
+    assert m["classes_in_data"] == ["angry", "sad"] and len(m["classes"]) == 8
+    # The model still answers with any of its 8 classes: its choice is not narrowed to the labels present.
+    assert np.array(m["confusion"]).shape == (8, 8)
+    assert sum(v["support"] for v in m["per_class"].values()) == 8
+
+
+def test_evaluate_on_one_emotion_is_not_a_free_score(trained_models, unseen_corpus, tmp_path):
+    data = tmp_path / "angry"
+    data.mkdir()
+    for src in unseen_corpus.rglob("*.wav"):
+        if src.name.split("-")[2] == "05":
+            shutil.copy(src, data / src.name)
+    m = evaluate_bundle(trained_models["best"], data, cache_dir=tmp_path / "cache")
+    assert m["classes_in_data"] == ["angry"] and m["n"] == 4
+    pred = np.array(m["confusion"]).sum(axis=0)
+    assert m["accuracy"] == pred[m["classes"].index("angry")] / m["n"]  # a wrong emotion counts wrong
 
 
 def test_evaluate_rejects_labels_the_model_does_not_know(trained_models, unseen_corpus, tmp_path):
@@ -335,7 +356,10 @@ def test_cli_train_then_evaluate(trained_models, unseen_corpus, tmp_path, capsys
     result = json.loads(captured.out)
     for key in ("n", "accuracy", "macro_f1", "uar", "per_class", "confusion", "per_gender", "classes", "bundle", "feature_hash"):
         assert key in result
-    assert "macro-F1" in captured.err
+    assert "macro-F1" in captured.err and "not speaker-independent" not in captured.err
+    # Scoring it on speakers it was trained on is allowed, and said to be no evidence.
+    assert main(["evaluate", "--model", "out/best_emotion_model.pkl", "--data-dir", str(trained_models["corpus"])]) == 0
+    assert "are in this model's training data: these figures are not speaker-independent" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("direct", [False, True])

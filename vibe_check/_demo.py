@@ -63,7 +63,7 @@ def foreign_bundles(directory: str | Path) -> dict[Path, str]:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from .data import generate_corpus
+    from .data import GENERATED_SOURCE, generate_corpus
     from .features import build_manifest
     from .models import CustomEmotionModel
     from .training import EmotionTrainer
@@ -110,7 +110,7 @@ def run_demo(args: argparse.Namespace) -> int:
     step("cross-validation and refit")
     print()
     print(trainer.format_table())
-    written = trainer.save_bundles(out, command=command)
+    written = trainer.save_bundles(out, command=command, data_source=GENERATED_SOURCE)
     print(f"\n   bundles: {', '.join(p.name for p in written.values())} in {out}/")
 
     report = None
@@ -149,7 +149,7 @@ def run_demo(args: argparse.Namespace) -> int:
     # Three folds: this step shows the API; its cross-validation is not what it reports.
     adapted_trainer = EmotionTrainer(models=["lda"], n_splits=min(3, args.speakers), random_state=args.seed,
                                      n_jobs=args.n_jobs, speaker_normalization=True).fit(manifest)
-    speaker_bundle = adapted_trainer.save_bundles(out, command=command)["best"]
+    speaker_bundle = adapted_trainer.save_bundles(out, command=command, data_source=GENERATED_SOURCE)["best"]
     speaker_model = CustomEmotionModel(speaker_bundle)
     plain_right = adapted_right = n_scored = 0
     for actor in held_out:

@@ -30,6 +30,7 @@ from ._ravdess import (
     scan_dataset,
 )
 from ._synthetic import (
+    GENERATED_SOURCE,
     SyntheticSpeaker,
     generate_corpus,
     make_noise,
@@ -66,6 +67,7 @@ __all__ = [
     "list_audio_files",
     "parse_filename",
     "scan_dataset",
+    "GENERATED_SOURCE",
     "SyntheticSpeaker",
     "generate_corpus",
     "make_noise",

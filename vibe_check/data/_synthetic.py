@@ -38,6 +38,7 @@ from scipy.ndimage import uniform_filter1d
 from ._ravdess import EMOTIONS, scan_dataset
 
 __all__ = [
+    "GENERATED_SOURCE",
     "SyntheticSpeaker",
     "make_speakers",
     "synthesize_utterance",
@@ -48,6 +49,10 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: ``data_summary["source"]`` of bundles trained on this module's speech (the demo's): their
+#: predictions on real recordings mean little, and the CLIs say so.
+GENERATED_SOURCE = "generated speech (vibe_check.data.generate_corpus)"
 
 _EMOTION_CODE = {name: code for code, name in EMOTIONS.items()}
 _INTENSITY_CODE = {"normal": "01", "strong": "02"}

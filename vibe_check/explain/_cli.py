@@ -55,6 +55,7 @@ def format_explanation(result: dict, *, title: str = "") -> str:
 def run_explain(args: argparse.Namespace) -> int:
     from ..data import expand_audio_paths
     from ..models import CustomEmotionModel  # lazy: keeps `vibe-check --help` fast
+    from ..models._cli import note_generated_speech
     from ._local import explain_audio
 
     if args.top < 1:
@@ -65,6 +66,7 @@ def run_explain(args: argparse.Namespace) -> int:
     except VibeCheckError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    note_generated_speech(model, args.model)
     files, empty = expand_audio_paths(args.files)
     for problem in empty:
         print(f"error: {problem}", file=sys.stderr)

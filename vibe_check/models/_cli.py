@@ -9,7 +9,15 @@ from pathlib import Path
 
 from ..exceptions import VibeCheckError
 
-__all__ = ["add_predict_arguments", "run_predict", "format_table"]
+__all__ = ["add_predict_arguments", "run_predict", "format_table", "note_generated_speech"]
+
+
+def note_generated_speech(model, path: str | Path) -> None:
+    """Tell the user (on stderr) when a bundle was trained on the demo's generated speech."""
+    if model.trained_on_generated_speech:
+        print(f"note: {Path(path).name} was trained by the demo on generated speech: it shows that the pipeline "
+              "works, not how real voices sound, so its predictions on real recordings mean little. For a real "
+              "model, train on RAVDESS (README: 'Train on real RAVDESS').", file=sys.stderr)
 
 
 def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,6 +76,7 @@ def run_predict(args: argparse.Namespace) -> int:
     except VibeCheckError as exc:
         print(f"error: cannot load {args.model}: {exc}", file=sys.stderr)
         return 1
+    note_generated_speech(model, args.model)
     if model.speaker_normalized and not references:
         print(f"error: {Path(args.model).name} is speaker-normalised: it classifies clips relative to their speaker's "
               "average, so give --speaker-reference with a few recordings (at least 4) of the same speaker", file=sys.stderr)

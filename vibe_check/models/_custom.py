@@ -27,7 +27,7 @@ from typing import Any, Iterable, Sequence, Union
 import numpy as np
 
 from ..audio import DEFAULT_MAX_DURATION, load_audio, prepare_signal
-from ..data import speed_copies, speed_perturb
+from ..data import GENERATED_SOURCE, speed_copies, speed_perturb
 from ..exceptions import BundleError, IncompatibleBundleError, InvalidAudioError, SpeakerReferenceError
 from ..features import FeatureConfig, FeatureExtractor, SignalInfo
 from ..features._parallel import warm_up
@@ -170,6 +170,9 @@ class CustomEmotionModel:
         Speeds of the copies classified with every clip (empty unless ``test_time_augmentation``).
     speaker_normalized : bool
         Trained in the speaker-normalised mode: predictions need :meth:`for_speaker` first.
+    trained_on_generated_speech : bool
+        Trained on :mod:`vibe_check.data`'s generated speech (the demo's bundles): a check that
+        the pipeline runs, not a model of real voices.
     speaker_mean_ : ndarray or None
         Mean feature vector of the speaker's reference clips (set by :meth:`for_speaker`).
     n_speaker_references_ : int
@@ -209,6 +212,7 @@ class CustomEmotionModel:
         self.test_time_speeds: tuple[float, ...] = (tuple(training_speed_copies(self.metadata, self.path.name).values())
                                                     if test_time_augmentation else ())
         self.speaker_normalized: bool = bool(self.metadata.get("speaker_normalization"))
+        self.trained_on_generated_speech: bool = self.metadata.get("data_source") == GENERATED_SOURCE
         # Mean feature rows of the speaker's references (see for_speaker): as recorded, then each speed copy.
         self._speaker_row_means: np.ndarray | None = None
         self.n_speaker_references_ = 0

@@ -68,6 +68,7 @@ def run_serve(args: argparse.Namespace) -> int:
         print(f"error: serving needs the 'serve' extra ({exc.name} is missing): pip install 'vibe-check[serve]'", file=sys.stderr)
         return 1
     from ..exceptions import VibeCheckError
+    from ..models._cli import note_generated_speech
     from ..models._custom import CustomEmotionModel
 
     try:
@@ -82,6 +83,7 @@ def run_serve(args: argparse.Namespace) -> int:
     except (VibeCheckError, OSError) as exc:
         print(f"error: cannot serve {args.model}: {exc}", file=sys.stderr)
         return 1
+    note_generated_speech(model, args.model)
     if not _is_loopback(settings.host):
         print(f"warning: binding {settings.host}: the service is reachable from other machines and has no authentication",
               file=sys.stderr)

@@ -154,9 +154,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
         return 1
     err = sys.stderr
     print(f"{m['bundle']} ({m['model']}, task {m['task']}, features {m['feature_hash']}) on {m['n']} clips", file=err)
-    if m["restricted_to"]:
-        print(f"note: the data holds only {len(m['restricted_to'])} of the model's {len(m['model_classes'])} classes; "
-              f"predictions restricted to {', '.join(m['restricted_to'])}", file=err)
+    if len(m["classes_in_data"]) < len(m["classes"]):
+        print(f"note: the data holds only {len(m['classes_in_data'])} of the model's {len(m['classes'])} classes "
+              f"({', '.join(m['classes_in_data'])}); macro-F1 and UAR average over those", file=err)
+    if m["heard_actors"]:
+        print(f"warning: actor(s) {', '.join(map(str, m['heard_actors']))} are in this model's training data: these "
+              "figures are not speaker-independent (score clips of speakers the model has not heard)", file=err)
     print(f"accuracy {m['accuracy']:.3f}  macro-F1 {m['macro_f1']:.3f}  UAR {m['uar']:.3f}  ECE {m['ece']:.3f}", file=err)
     print(f"{'class':<12}{'precision':>10}{'recall':>8}{'F1':>7}{'n':>6}", file=err)
     for c, v in m["per_class"].items():

@@ -44,8 +44,8 @@ def evaluate_bundle(
     """Metrics of a bundle on a folder of labelled clips.
 
     Labels come from RAVDESS file names, or from ``labels_csv`` (``file,emotion``) for any corpus.
-    When the clips hold only some of the model's classes, predictions are restricted to those
-    classes (argmax over their probabilities) and ``restricted_to`` says so. A speaker-normalised
+    Predictions range over all the model's classes, whichever the clips hold; macro-F1 and UAR
+    average over the classes present (``classes_in_data``). A speaker-normalised
     bundle (``--speaker-normalize``) sees each speaker's clips centred on the mean of all of them.
     With ``test_time_augmentation`` every clip is classified with its own speed copies (as
     ``CustomEmotionModel(..., test_time_augmentation=True)`` does), extracted and cached like
@@ -55,8 +55,9 @@ def evaluate_bundle(
     -------
     dict
         ``n``, ``accuracy``, ``macro_f1``, ``uar``, ``per_class``, ``confusion``, ``per_gender``
-        (when known), ``classes``, ``restricted_to``, ``model``, ``feature_hash``, ``speaker_normalized``,
-        ``test_time_speeds``, ``skipped``.
+        (when known), ``classes``, ``classes_in_data``, ``model``, ``feature_hash``, ``speaker_normalized``,
+        ``test_time_speeds``, ``heard_actors`` (RAVDESS actors of the clips that the bundle was
+        trained on: then the figures are not speaker-independent), ``skipped``.
 
     Examples
     --------
@@ -114,27 +115,26 @@ def evaluate_bundle(
         looks[have] += 1
     proba = np.exp(log_p / looks[:, None])
     proba /= proba.sum(axis=1, keepdims=True)
+    # The model answers with any of its classes, whichever the clips hold: narrowing its choice to
+    # the labels present would use the answers to score it (a one-emotion folder would score 1.0).
     present = [c for c in classes if c in set(labels)]
-    restricted = len(present) < len(classes)
-    if restricted:
-        cols = [classes.index(c) for c in present]
-        proba = proba[:, cols]
-        proba = proba / proba.sum(axis=1, keepdims=True)
-    eval_classes = present if restricted else classes
-    y = np.array([eval_classes.index(lbl) for lbl in labels])
+    y = np.array([classes.index(lbl) for lbl in labels])
     gender = manifest["gender"].to_numpy(dtype=object) if manifest["gender"].notna().all() else None
     actor = manifest["actor"].to_numpy() if manifest["actor"].notna().all() else None
-    metrics = classification_metrics(y, proba, eval_classes, gender=gender, actor=actor)
+    metrics = classification_metrics(y, proba, classes, gender=gender, actor=actor)
+    # RAVDESS actor numbers name the same people in any copy of the corpus (not in generated speech).
+    trained_on = set() if meta.get("data_source") else {int(a) for a in (meta.get("data_summary") or {}).get("actors", [])}
+    heard = sorted(trained_on & {int(a) for a in actor}) if actor is not None else []
     metrics.update(
-        classes=eval_classes,
-        model_classes=classes,
-        restricted_to=present if restricted else None,
+        classes=classes,
+        classes_in_data=present,
         model=meta.get("model_name"),
         bundle=Path(bundle_path).name,
         task=meta.get("task"),
         feature_hash=meta.get("feature_hash"),
         speaker_normalized=bool(speaker_mode),
         test_time_speeds=[float(k.split("_", 1)[1]) for k in speeds],
+        heard_actors=heard,
         skipped=skipped,
     )
     return metrics

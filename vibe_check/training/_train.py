@@ -430,7 +430,8 @@ class EmotionTrainer(BaseEstimator):
         return "\n".join(lines)
 
     # -- bundles ------------------------------------------------------------------------------
-    def bundle_metadata(self, name: str, *, command: str | None = None) -> dict:
+    def bundle_metadata(self, name: str, *, command: str | None = None, data_source: str | None = None) -> dict:
+        """What a bundle of model ``name`` records: its CV figures, feature definition, data and provenance."""
         r = self.cv_results_[name]
         final = final_classifier(self.estimators_[name])
         return {
@@ -466,6 +467,7 @@ class EmotionTrainer(BaseEstimator):
             "is_best": name == self.best_model_,
             "ensemble_members": list(getattr(self, "ensemble_members_", [])) if name == "ensemble" else [],
             "data_summary": self.data_summary_,
+            "data_source": data_source,
             "random_seed": self.random_state,
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "command": command or " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
@@ -493,9 +495,12 @@ class EmotionTrainer(BaseEstimator):
         }
 
     def save_bundles(self, output_dir: str | os.PathLike = "models/custom", *, formats: Sequence[str] = ("pkl",),
-                     command: str | None = None) -> dict[str, Path]:
+                     command: str | None = None, data_source: str | None = None) -> dict[str, Path]:
         """Write ``<model>_<task>_model.<ext>`` for every model and ``best_<task>_model.<ext>``
         (``..._speaker_model.<ext>`` in the speaker-normalised mode, so neither overwrites the other).
+
+        ``data_source`` says where the training audio came from when it is not recorded speech
+        (:data:`~vibe_check.data.GENERATED_SOURCE` for the demo's); it is kept in the metadata.
 
         Returns the paths written, keyed by model name (and ``"best"``).
         """
@@ -506,7 +511,7 @@ class EmotionTrainer(BaseEstimator):
             if fmt not in ("pkl", "skops"):
                 raise ValueError(f"unknown bundle format {fmt!r}; choose pkl or skops")
             for name, est in self.estimators_.items():
-                meta = self.bundle_metadata(name, command=command)
+                meta = self.bundle_metadata(name, command=command, data_source=data_source)
                 stem = f"{self.task}_speaker_model" if self.speaker_normalization else f"{self.task}_model"
                 targets = [out / f"{name}_{stem}.{fmt}"]
                 if name == self.best_model_:
