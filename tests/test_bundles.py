@@ -6,6 +6,7 @@ Bundles come from the session fixture ``trained_models``; modified copies are wr
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pickle
@@ -214,6 +215,17 @@ def test_skops_with_os_system_refused(logreg_payload, tmp_path):
     path = save_bundle(tmp_path / "shell.skops", pipeline=pipeline, label_encoder=logreg_payload["label_encoder"],
                        metadata=logreg_payload["metadata"])
     with pytest.raises(UntrustedBundleError, match=r"allow-list.*posix\.system"):
+        CustomEmotionModel(path)
+
+
+def test_skops_name_on_a_file_that_is_not_skops(trained_models, tmp_path):
+    # An untrusted source can supply the file and a sidecar whose checksum matches it.
+    path = copy_bundle(trained_models["paths"]["logreg"].with_suffix(".skops"), tmp_path)
+    path.write_bytes(b"not a zip archive at all")
+    meta = json.loads(sidecar_path(path).read_text())
+    meta["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    sidecar_path(path).write_text(json.dumps(meta))
+    with pytest.raises(BundleError, match="not a readable skops file"):
         CustomEmotionModel(path)
 
 

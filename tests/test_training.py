@@ -334,6 +334,11 @@ def test_evaluate_on_one_emotion_is_not_a_free_score(trained_models, unseen_corp
     assert m["accuracy"] == pred[m["classes"].index("angry")] / m["n"]  # a wrong emotion counts wrong
 
 
+def test_evaluate_with_a_missing_label_csv(trained_models, unseen_corpus, tmp_path):
+    with pytest.raises(DatasetError, match="cannot read the label CSV"):
+        evaluate_bundle(trained_models["best"], unseen_corpus, labels_csv=tmp_path / "nowhere.csv")
+
+
 def test_evaluate_rejects_labels_the_model_does_not_know(trained_models, unseen_corpus, tmp_path):
     wav = next(unseen_corpus.rglob("*.wav"))
     pd.DataFrame([{"file": wav.name, "emotion": "bored"}]).to_csv(tmp_path / "l.csv", index=False)

@@ -256,7 +256,10 @@ def load_bundle(path: str | os.PathLike, *, check_compatibility: bool = True) ->
 def _load_skops(path: Path) -> dict:
     import skops.io as sio
 
-    untrusted = sio.get_untrusted_types(file=path)
+    try:
+        untrusted = sio.get_untrusted_types(file=path)
+    except Exception as exc:  # not a zip, or a zip that is not a skops file
+        raise BundleError(f"{path.name} is not a readable skops file: {type(exc).__name__}: {exc}") from None
     refused = sorted(set(untrusted) - set(SKOPS_TRUSTED_TYPES))
     if refused:
         raise UntrustedBundleError(

@@ -24,7 +24,10 @@ log = logging.getLogger(__name__)
 
 def read_label_csv(path: str | os.PathLike) -> dict[str, str]:
     """``file,emotion`` CSV -> {file name: label}. File names are matched without folders."""
-    table = pd.read_csv(path)
+    try:
+        table = pd.read_csv(path)
+    except (OSError, ValueError) as exc:  # missing, unreadable, empty or not CSV (pandas' errors are ValueErrors)
+        raise DatasetError(f"cannot read the label CSV {path}: {exc}") from None
     missing = {"file", "emotion"} - set(table.columns)
     if missing:
         raise DatasetError(f"{path}: the label CSV needs columns file,emotion (missing {sorted(missing)})")
