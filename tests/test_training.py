@@ -115,9 +115,11 @@ def test_cross_validation_results(trained_models):
     for name, r in trainer.cv_results_.items():
         # Every clip is predicted exactly once, by a model that never saw its speaker.
         assert sorted(r.oof["path"]) == sorted(manifest["path"])
-        for m in r.fold_metrics:
-            train_actors = set(manifest["actor"]) - set(m["test_actors"])
-            assert train_actors.isdisjoint(m["test_actors"])
+        actors = manifest["actor"].to_numpy()
+        for m, (train, test) in zip(r.fold_metrics, trainer.folds_):
+            # What the model was fit on never shares a speaker with what it was scored on.
+            assert set(actors[train]).isdisjoint(actors[test])
+            assert sorted(set(actors[test])) == sorted(m["test_actors"])
         proba = r.oof[[f"proba_{c}" for c in trainer.classes_]].to_numpy()
         np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-6)
         assert 0 <= r.summary["macro_f1"]["mean"] <= 1 and r.summary["macro_f1"]["std"] >= 0
