@@ -300,6 +300,25 @@ def test_corrupt_conditions(voice):
         corrupt("underwater", voice, SR, rng=rng)
 
 
+def test_robustness_says_why_a_clip_was_not_scored(synthetic_corpus, caplog, monkeypatch):
+    from vibe_check.training._robustness import _clip_features
+
+    path = str(next(synthetic_corpus.rglob("*.wav")))
+    fx = FeatureExtractor()
+    real = FeatureExtractor.extract
+
+    def failing(self, y, sr):
+        if sr == 8000:  # the telephone condition
+            raise RuntimeError("a bug in a feature")
+        return real(self, y, sr)
+
+    monkeypatch.setattr(FeatureExtractor, "extract", failing)
+    with caplog.at_level("INFO", logger="vibe_check.training._robustness"):
+        rows = _clip_features(fx, path, 0, [], ["clean", "telephone", "gain -20 dB"])
+    assert np.isfinite(rows[[0, 2]]).all() and np.isnan(rows[1]).all()  # scored as wrong, the run goes on
+    assert "telephone failed unexpectedly: RuntimeError: a bug in a feature" in caplog.text
+
+
 def test_robustness_table(augmented, tmp_path):
     df, _ = augmented
     trainer = EmotionTrainer(models=["logreg"], n_splits=3).fit(df)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from pathlib import Path
 from typing import Sequence
 
@@ -21,6 +22,7 @@ from tqdm.auto import tqdm
 
 from ..audio import load_audio
 from ..data import apply_gain, babble_noise, leading_silence, mix_at_snr, telephone_band, white_noise
+from ..exceptions import VibeCheckError
 from ..features import FeatureConfig, FeatureExtractor
 from ..features._parallel import warm_up
 from ._metrics import classification_metrics
@@ -47,6 +49,8 @@ TARGET_DROP: dict[str, float] = {
     "white 20 dB": 0.06, "babble 20 dB": 0.06,
     "gain -20 dB": 0.03, "gain +10 dB (clipped)": 0.03, "2 s leading silence": 0.03,
 }
+log = logging.getLogger(__name__)
+
 _BABBLE_POOL = 48  # training-side clips a fold's babble is drawn from
 _CACHE_VERSION = 1
 
@@ -89,8 +93,10 @@ def _clip_features(extractor: FeatureExtractor, path: str, seed: int, babble_poo
         rng = np.random.default_rng([seed, i])
         try:
             out[i] = extractor.extract(*corrupt(condition, y, sr, rng=rng, babble_pool=babble_pool))
-        except Exception:  # noqa: BLE001 -- a clip the condition destroys is scored as wrong, not fatal
-            pass
+        except VibeCheckError as exc:  # the condition left nothing to analyse: scored as wrong
+            log.info("%s under %s: %s", path, condition, exc)
+        except Exception as exc:  # noqa: BLE001 -- a bug, not the condition: said loudly, the run goes on
+            log.warning("%s under %s failed unexpectedly: %s: %s", path, condition, type(exc).__name__, exc)
     return out
 
 
