@@ -183,6 +183,22 @@ def test_interrupted_run_resumes_with_only_the_rest(synthetic_corpus, monkeypatc
     assert manifest_errors(df).empty
 
 
+def test_an_unexpected_failure_is_reported_and_retried_on_the_next_run(synthetic_corpus, monkeypatch, tmp_path):
+    files = list_audio_files(synthetic_corpus)[:3]
+    original = FeatureExtractor.extract_file
+
+    def out_of_memory_once(self, path):
+        if str(path) == str(files[1]):
+            raise MemoryError("no room today")
+        return original(self, path)
+
+    monkeypatch.setattr(FeatureExtractor, "extract_file", out_of_memory_once)
+    df = build_manifest(files, None, cache_dir=tmp_path / "cache", progress=False)
+    assert len(df) == 2 and "MemoryError: no room today" in manifest_errors(df).reason.iloc[0]
+    monkeypatch.setattr(FeatureExtractor, "extract_file", original)
+    assert len(build_manifest(files, None, cache_dir=tmp_path / "cache", progress=False)) == 3  # not cached as bad
+
+
 def test_bad_files_go_to_the_errors_table(synthetic_corpus, extract_calls, tmp_path):
     good = list_audio_files(synthetic_corpus)[:3]
     data = tmp_path / "data"

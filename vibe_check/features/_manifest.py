@@ -24,7 +24,7 @@ from joblib import effective_n_jobs
 from tqdm.auto import tqdm
 
 from ..data import AUGMENTATIONS, ORIGINAL, AugmentedClip, RavdessInfo, list_audio_files, parse_filename
-from ..exceptions import DatasetError, FilenameError
+from ..exceptions import DatasetError, FilenameError, VibeCheckError
 from ._config import FeatureConfig
 from ._extractor import FeatureExtractor
 from ._parallel import extract_many
@@ -78,9 +78,17 @@ class _FeatureCache:
         return key in self.vectors or key in self.errors
 
     def add(self, results: dict[str, tuple[np.ndarray | None, str | None]]) -> None:
-        if not results:
+        """Keep ``{key: (vector, error)}`` for this run; on disk, the vectors and the input's own failures."""
+        for k, (vec, err) in results.items():
+            if err:
+                self.errors[k] = err
+            else:
+                self.vectors[k] = vec
+        # A failure of the input itself (undecodable, silent, too short) is cached; anything else
+        # (out of memory, a codec missing today, a bug) is tried again on the next run.
+        keys = [k for k, (_, err) in results.items() if not err or _is_input_error(err)]
+        if not keys:
             return
-        keys = list(results)
         table = pa.table(
             {
                 "sha256": keys,
@@ -89,11 +97,19 @@ class _FeatureCache:
             }
         )
         _atomic_write_table(table, self.dir / f"shard-{uuid.uuid4().hex}.parquet")
-        for k, (vec, err) in results.items():
-            if err:
-                self.errors[k] = err
-            else:
-                self.vectors[k] = vec
+
+
+def _is_input_error(message: str) -> bool:
+    """Whether an :func:`~._parallel.extract_one` failure message names one of vibe-check's own
+    errors, which say what is wrong with the input."""
+    return message.split(":", 1)[0] in _INPUT_ERRORS
+
+
+def _subclasses(cls: type) -> set[type]:
+    return {cls}.union(*(_subclasses(c) for c in cls.__subclasses__()))
+
+
+_INPUT_ERRORS = {c.__name__ for c in _subclasses(VibeCheckError)}
 
 
 def _metadata_row(path: Path) -> tuple[dict, str | None]:
