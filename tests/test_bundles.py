@@ -290,3 +290,22 @@ def test_sidecar_is_plain_json_with_the_metadata(trained_models):
     assert side["size_bytes"] == trained_models["best"].stat().st_size
     assert side["model_name"] == trainer.best_model_ and side["feature_hash"] == trainer.feature_hash_
     assert side["feature_names"] == list(trainer.feature_names_in_)
+
+
+def test_a_report_figure_that_fails_to_render_keeps_the_old_one(tmp_path, monkeypatch):
+    # Every result file (reports, figures, CSV tables, caches) is written through atomic_path.
+    from matplotlib.figure import Figure
+
+    from vibe_check.explain import _plots
+
+    target = tmp_path / "fig.png"
+    target.write_bytes(b"the previous figure")
+
+    def disk_full(self, fname, *args, **kwargs):
+        Path(fname).write_bytes(b"\x89PNG half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Figure, "savefig", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        _plots._save(Figure(), target)
+    assert target.read_bytes() == b"the previous figure" and _leftovers(tmp_path) == []

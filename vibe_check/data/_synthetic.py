@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import os
-import uuid
 from dataclasses import dataclass, fields
 from functools import lru_cache
 from pathlib import Path
@@ -35,6 +34,7 @@ import pandas as pd
 import soundfile as sf
 from scipy.ndimage import uniform_filter1d
 
+from .._atomic import atomic_path
 from ._ravdess import EMOTIONS, scan_dataset
 
 __all__ = [
@@ -658,12 +658,8 @@ def write_audio(path: str | os.PathLike, y: np.ndarray, sr: int, *, subtype: str
             raise ValueError("audio samples must be finite (no NaN or inf)")
         y = np.clip(y, -1.0, 1.0)  # libsndfile would wrap out-of-range floats in integer PCM
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         sf.write(tmp, y, int(sr), subtype=subtype, format=fmt)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -15,6 +15,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from .._atomic import atomic_path
 from ._shap import ShapResult
 
 __all__ = [
@@ -37,7 +38,8 @@ def _save(fig: Figure, path: str | os.PathLike) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=DPI, format="png", facecolor="white")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=DPI, format="png", facecolor="white")
     return path
 
 

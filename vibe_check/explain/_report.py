@@ -16,6 +16,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from .._atomic import atomic_path
 from ..features import FEATURE_GROUPS, FeatureConfig, describe_features
 from ..models._bundle import library_versions
 from ..training._metrics import classification_metrics, reliability_curve
@@ -232,7 +233,8 @@ Mean |SHAP| ranks what a model relies on, not what causes an emotion; correlated
         bar = plot_shap_bar(ge.shap, fig_dir / f"{name}_shap_bar.png", feature_groups=groups)
         bee = plot_shap_beeswarm(ge.shap, fig_dir / f"{name}_shap_beeswarm.png")
         grp = plot_group_importance(ge.groups, fig_dir / f"{name}_shap_groups.png", title=f"{name}: mean |SHAP| by feature group")
-        ge.mean_abs.to_csv(fig_dir / f"{name}_shap_importance.csv")
+        with atomic_path(fig_dir / f"{name}_shap_importance.csv") as tmp:
+            ge.mean_abs.to_csv(tmp)
         parts = [f'<section id="shap-{h.esc(name)}"><h3>{h.esc(model_label(name))} (<code>{h.esc(name)}</code>)</h3>',
                  f'<p class="note">{h.esc(ge.shap.method)}; output space: {h.esc(ge.shap.space)}; SHAP took '
                  f"{ge.seconds['shap']:.2f} s, fold refits {ge.seconds['refit']:.1f} s.</p>",
@@ -254,7 +256,8 @@ Mean |SHAP| ranks what a model relies on, not what causes an emotion; correlated
             if perm is None:
                 continue
             png = plot_permutation(perm, fig_dir / f"{name}_permutation_{perm.by}.png")
-            perm.table.to_csv(fig_dir / f"{name}_permutation_{perm.by}.csv")
+            with atomic_path(fig_dir / f"{name}_permutation_{perm.by}.csv") as tmp:
+                perm.table.to_csv(tmp)
             what = "feature groups, each permuted as a whole" if perm.by == "group" else f"{len(perm.table)} features"
             parts.append(h.details(
                 f"permutation importance: {what} ({perm.seconds:.2f} s)",
@@ -383,7 +386,6 @@ def write_report(trainer, out_dir: str | os.PathLike, *, command: str = "", shap
            + "\n".join(h.section(k, REPORT_SECTIONS[k], bodies[k]) for k in REPORT_SECTIONS)
            + "\n</body></html>\n")
     path = out / filename
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(doc, encoding="utf-8")
-    os.replace(tmp, path)  # never leave a half-written report under the final name
+    with atomic_path(path) as tmp:  # never leave a half-written report under the final name
+        tmp.write_text(doc, encoding="utf-8")
     return path

@@ -14,6 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from .._atomic import atomic_path
 from ..audio import DEFAULT_MAX_DURATION, DEFAULT_MIN_DURATION
 from ._config import FEATURE_GROUPS, FEATURE_SET_VERSION, FeatureConfig
 from ._extractor import REFERENCE_LEVEL_DB, describe_features
@@ -183,7 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text, encoding="utf-8")
+        with atomic_path(out) as tmp:
+            tmp.write_text(text, encoding="utf-8")
         print(f"wrote {out} ({text.count(chr(10)) + 1} lines)", file=sys.stderr)
     else:
         sys.stdout.write(text)

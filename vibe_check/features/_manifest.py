@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from joblib import effective_n_jobs
 from tqdm.auto import tqdm
 
+from .._atomic import atomic_path
 from ..data import AUGMENTATIONS, ORIGINAL, AugmentedClip, RavdessInfo, list_audio_files, parse_filename
 from ..exceptions import DatasetError, FilenameError, VibeCheckError
 from ._config import FeatureConfig
@@ -48,9 +49,8 @@ def file_sha256(path: str | os.PathLike, *, chunk: int = 1 << 20) -> str:
 
 
 def _atomic_write_table(table: pa.Table, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
 
 
 class _FeatureCache:
@@ -283,7 +283,8 @@ def write_manifest(df: pd.DataFrame, path: str | os.PathLike) -> None:
     errors = manifest_errors(df)
     err_path = path.with_suffix(".errors.csv")
     if len(errors):
-        errors.to_csv(err_path, index=False)
+        with atomic_path(err_path) as tmp:
+            errors.to_csv(tmp, index=False)
     elif err_path.exists():
         err_path.unlink()
 

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from .._atomic import atomic_path
 from ..exceptions import VibeCheckError
 
 __all__ = ["augment_list", "add_train_arguments", "run_train", "add_evaluate_arguments", "run_evaluate"]
@@ -101,7 +102,8 @@ def run_train(args: argparse.Namespace) -> int:
 
             print("robustness: scoring the chosen model on corrupted held-out clips", file=sys.stderr)
             robustness = evaluate_robustness(trainer, manifest, n_jobs=args.n_jobs, cache_dir=cache_dir, progress=progress)
-            robustness.to_csv(out / f"robustness_{args.task}.csv", index=False)
+            with atomic_path(out / f"robustness_{args.task}.csv") as tmp:
+                robustness.to_csv(tmp, index=False)
         report = None
         if args.report:
             from ..explain import write_report

@@ -20,6 +20,7 @@ import pandas as pd
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
+from .._atomic import atomic_path
 from ..audio import load_audio
 from ..data import apply_gain, babble_noise, leading_silence, mix_at_snr, telephone_band, white_noise
 from ..exceptions import VibeCheckError
@@ -116,9 +117,8 @@ def _fold_features(extractor, paths, train, test, conditions, *, n_jobs, cache_d
     feats = np.stack(rows, axis=1)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(f".{cache.name}.tmp.npy")
-        np.save(tmp, feats)
-        tmp.replace(cache)
+        with atomic_path(cache) as tmp:
+            np.save(tmp, feats)
     return feats
 
 
