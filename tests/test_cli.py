@@ -56,3 +56,11 @@ def test_build_parser_defines_every_command_by_default():
     assert args.command == "train" and args.models == ["lda"]
     with pytest.raises(ValueError, match="unknown command"):
         build_parser(["trian"])
+
+
+def test_output_piped_into_a_reader_that_stops_early():
+    # `vibe-check features --describe | head -1`: the reader leaving is not an error.
+    proc = subprocess.run(f'"{sys.executable}" -m vibe_check.cli features --describe | head -1', shell=True,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.stdout.startswith("name,group,description")
+    assert "Traceback" not in proc.stderr and "BrokenPipeError" not in proc.stderr

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from typing import Iterable, Sequence
 
@@ -85,6 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; finished work is kept and the next run resumes", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader left (`vibe-check ... | head`): not an error. Point stdout at devnull so that
+        # Python's own flush at exit does not raise again (the recipe in Python's signal docs).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
