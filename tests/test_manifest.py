@@ -133,6 +133,17 @@ def test_load_manifest_refuses_another_definition_or_a_foreign_file(reference, t
         load_manifest(junk)
 
 
+def test_linked_actor_folders_are_followed(synthetic_corpus, tmp_path):
+    # A subset of a corpus made of links to its actor folders (to hold speakers out).
+    subset = tmp_path / "subset"
+    subset.mkdir()
+    (subset / "Actor_01").symlink_to(synthetic_corpus / "Actor_01", target_is_directory=True)
+    (subset / "again").symlink_to(subset, target_is_directory=True)  # a loop is walked once
+    files = list_audio_files(subset)
+    expected = list_audio_files(synthetic_corpus / "Actor_01")
+    assert [p.name for p in files] == [p.name for p in expected] and len(files) == 15
+
+
 # -- the cache -------------------------------------------------------------------------------------
 def test_second_run_extracts_nothing(reference, synthetic_corpus, extract_calls, tmp_path):
     df, _, cache = reference

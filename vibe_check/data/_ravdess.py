@@ -125,14 +125,26 @@ def parse_filename(path: str | os.PathLike) -> RavdessInfo:
 
 
 def list_audio_files(root: str | os.PathLike, extensions: Iterable[str] = AUDIO_EXTENSIONS) -> list[Path]:
-    """All audio files under ``root``, sorted, by extension (case-insensitive)."""
+    """All audio files under ``root``, sorted, by extension (case-insensitive).
+
+    Linked folders are followed (a corpus subset made of links to actor folders), each real
+    folder once.
+    """
     root = Path(root)
     if not root.exists():
         raise DatasetError(f"data folder not found: {root}")
     exts = tuple(e.lower() for e in extensions)
     if root.is_file():
         return [root]
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in exts)
+    found, seen = [], set()
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:  # a link back up the tree, or two links to one folder
+            dirs.clear()
+            continue
+        seen.add(real)
+        found += [Path(folder) / f for f in files if Path(f).suffix.lower() in exts and (Path(folder) / f).is_file()]
+    return sorted(found)
 
 
 def expand_audio_paths(paths: Iterable[str | os.PathLike],
