@@ -27,7 +27,7 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object per file instead of a table")
     parser.add_argument("--n-jobs", type=int, default=1, help="parallel feature extraction workers (default: %(default)s)")
     parser.add_argument("--test-time-augmentation", action="store_true",
-                        help="also classify speed copies of each file and average (about 5x the time; see README)")
+                        help="also classify speed copies of each file and average (5-7x the feature time; see README)")
     parser.add_argument("--speaker-reference", nargs="+", metavar="REF",
                         help="for a speaker-normalised bundle (*_speaker_model.pkl): recordings (or a folder of them) "
                              "of the same speaker, a typical mix of their speech (at least 4), that the files are "

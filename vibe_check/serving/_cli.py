@@ -31,7 +31,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-reference-clips", type=int,
                         help=f"speaker-normalised models: most recent reference clips kept per speaker (default: {d.max_reference_clips})")
     parser.add_argument("--test-time-augmentation", action="store_true",
-                        help="classify every clip with speed copies of itself: more accurate, about 6x the feature time")
+                        help="classify every clip with speed copies of itself: more accurate, 5-7x the feature time (see README)")
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
                         help="uvicorn log level (default: %(default)s)")
     parser.epilog = "Every option can also be set with a VIBE_CHECK_<SETTING> environment variable (e.g. VIBE_CHECK_WORKERS=4)."
