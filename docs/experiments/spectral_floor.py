@@ -18,7 +18,7 @@ import argparse
 import numpy as np
 from sklearn.metrics import f1_score
 
-from vibe_check.explain._folds import FoldModels
+from vibe_check.training._folds import FoldModels
 from vibe_check.features import FeatureConfig, FeatureExtractor, build_manifest
 from vibe_check.features._manifest import feature_columns
 from vibe_check.training import DEFAULT_AUGMENTATIONS, EmotionTrainer

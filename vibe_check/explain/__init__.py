@@ -20,7 +20,7 @@ Examples
 >>> write_report(trainer, "models/custom", command="vibe-check train --report")  # doctest: +SKIP
 """
 
-from ._folds import FoldModels
+from ..training._folds import FoldModels
 from ._importance import (
     SCORINGS,
     GlobalExplanation,

@@ -17,7 +17,7 @@ import pandas as pd
 from sklearn.metrics import f1_score
 
 from ..training._models import final_classifier
-from ._folds import FoldModels
+from ..training._folds import FoldModels
 from ._shap import PipelineShap, ShapResult
 
 __all__ = [

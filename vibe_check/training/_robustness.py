@@ -26,6 +26,7 @@ from ..data import apply_gain, babble_noise, leading_silence, mix_at_snr, teleph
 from ..exceptions import VibeCheckError
 from ..features import FeatureConfig, FeatureExtractor
 from ..features._parallel import warm_up
+from ._folds import FoldModels
 from ._metrics import classification_metrics
 from ._speaker import center_by_group
 
@@ -157,7 +158,6 @@ def evaluate_robustness(trainer, manifest: pd.DataFrame, models: Sequence[str] |
     >>> table = evaluate_robustness(trainer, manifest, n_jobs=2)  # doctest: +SKIP
     >>> print(format_robustness(table))  # doctest: +SKIP
     """
-    from ..explain._folds import FoldModels  # refits per fold, shared with the explanations
 
     models = list(models or [trainer.best_model_])
     extractor = FeatureExtractor(FeatureConfig.from_dict(trainer.feature_config_))

@@ -31,6 +31,7 @@ import pandas as pd
 from sklearn.metrics import f1_score
 
 from ..data import ORIGINAL, speed_copies
+from ._folds import FoldModels
 from ._tta import copy_rows
 
 __all__ = ["MIN_REFERENCE_CLIPS", "center_by_group", "evaluate_speaker_references"]
@@ -109,7 +110,6 @@ def evaluate_speaker_references(trainer, manifest: pd.DataFrame, n_references: S
     >>> trainer = EmotionTrainer(models=["lda"], speaker_normalization=True).fit(manifest)  # doctest: +SKIP
     >>> evaluate_speaker_references(trainer, manifest, [8, None])  # doctest: +SKIP
     """
-    from ..explain._folds import FoldModels  # refits per fold, shared with the explanations
 
     if not getattr(trainer, "speaker_normalization", False):
         raise ValueError("the trainer was not fitted with speaker_normalization=True")

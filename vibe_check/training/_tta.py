@@ -16,6 +16,7 @@ import pandas as pd
 from sklearn.metrics import f1_score
 
 from ..data import ORIGINAL, speed_copies
+from ._folds import FoldModels
 
 __all__ = ["evaluate_test_time_augmentation", "copy_rows"]
 
@@ -63,7 +64,6 @@ def evaluate_test_time_augmentation(trainer, manifest: pd.DataFrame, models: Seq
     --------
     >>> evaluate_test_time_augmentation(trainer, manifest, ["lda"])  # doctest: +SKIP
     """
-    from ..explain._folds import FoldModels  # refits per fold, shared with the explanations
 
     speeds = speed_copies(trainer.augmentations_)
     if not speeds:

@@ -1,5 +1,8 @@
 """Models refit on the training side of a trainer's speaker-independent folds.
 
+Used by everything measured on held-out speakers after training: explanations, the robustness
+table, the speaker-reference and test-time augmentation evaluations.
+
 Global explanations (SHAP values, permutation importance) are computed on *held-out* clips:
 the final models in ``trainer.estimators_`` were fitted on every clip, so explaining any clip
 with them would describe what the model memorised. The trainer keeps its folds but not its fold
@@ -14,8 +17,8 @@ import time
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from ..training._cv import fit_clone
-from ..training._models import make_ensemble
+from ._cv import fit_clone
+from ._models import make_ensemble
 
 __all__ = ["FoldModels"]
 
