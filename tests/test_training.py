@@ -352,10 +352,13 @@ def test_evaluate_rejects_labels_the_model_does_not_know(trained_models, unseen_
 def test_cli_train_then_evaluate(trained_models, unseen_corpus, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code = main(["train", "--data-dir", str(trained_models["corpus"]), "--output-dir", "out", "--folds", "3",
-                 "--models", "logreg", "--n-jobs", "1", "--no-progress"])
+                 "--models", "logreg", "--n-jobs", "1", "--no-progress", "--metrics-textfile", "out/training.prom",
+                 "--pushgateway", "http://127.0.0.1:1"])  # nothing listens there
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "logreg" in captured.out and "speaker-independent" in captured.out
+    assert "vibe_check_training_cv_macro_f1" in (tmp_path / "out" / "training.prom").read_text()
+    assert "warning: training metrics not exported" in captured.err  # the gateway is down; the run still succeeds
     assert (tmp_path / "out" / "best_emotion_model.pkl").exists()
     code = main(["evaluate", "--model", "out/best_emotion_model.pkl", "--data-dir", str(unseen_corpus), "--json"])
     captured = capsys.readouterr()

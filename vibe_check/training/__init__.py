@@ -1,6 +1,7 @@
 """Training: speaker-independent cross-validation, honest metrics, model selection, bundles."""
 
 from ._cv import check_speaker_independent, speaker_folds
+from ._export import export_training_metrics
 from ._metrics import classification_metrics, expected_calibration_error, reliability_curve, summarize_folds
 from ._models import (BASE_MODELS, MODEL_NAMES, BalancedLinearDiscriminantAnalysis, GroupedClassifier, fit_temperature,
                       make_ensemble, make_model)
@@ -31,6 +32,7 @@ __all__ = [
     "evaluate_speaker_references",
     "evaluate_test_time_augmentation",
     "expected_calibration_error",
+    "export_training_metrics",
     "fit_temperature",
     "label_mapping",
     "labels_for_task",

@@ -57,6 +57,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", help="feature cache (default: data/.feature_cache)")
     parser.add_argument("--report", action="store_true", help="also write the HTML report with SHAP plots")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.add_argument("--metrics-textfile", metavar="PATH",
+                        help="write the run's CV metrics and timings for Prometheus (node-exporter textfile, *.prom)")
+    parser.add_argument("--pushgateway", metavar="URL", help="push the same metrics to a Prometheus Pushgateway")
 
 
 def _default_data_dir() -> Path | None:
@@ -109,6 +112,13 @@ def run_train(args: argparse.Namespace) -> int:
             from ..explain import write_report
 
             report = write_report(trainer, out, command=command, robustness=robustness)
+        if args.metrics_textfile or args.pushgateway:
+            from ._export import export_training_metrics
+
+            try:
+                export_training_metrics(trainer, path=args.metrics_textfile, pushgateway=args.pushgateway)
+            except OSError as exc:  # the bundles are saved: a gateway that is down costs only the metrics
+                print(f"warning: training metrics not exported: {exc}", file=sys.stderr)
     except VibeCheckError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -102,7 +102,7 @@ def export_training_metrics(trainer, *, path: str | os.PathLike | None = None, p
     registry = training_registry(trainer)
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        write_to_textfile(str(path), registry)
+        write_to_textfile(str(path), registry)  # prometheus_client writes a temporary file and renames it
     if pushgateway:
         push_to_gateway(pushgateway, job=job, registry=registry)
     return registry
