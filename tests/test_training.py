@@ -109,6 +109,11 @@ def test_sentiment_mapping():
 
 
 # -- the trainer on generated speech --------------------------------------------------------------
+def test_make_model_ensemble_is_the_trainers(trained_models):
+    members = [name for name, _ in make_model("ensemble").estimators]
+    assert sorted(members) == sorted(trained_models["trainer"].ensemble_members_)
+
+
 def test_cross_validation_results(trained_models):
     trainer, manifest = trained_models["trainer"], trained_models["manifest"]
     assert list(trainer.cv_results_) == ["logreg", "random_forest", "hist_gb", "lda", "ensemble"]

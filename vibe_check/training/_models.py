@@ -96,7 +96,9 @@ def make_model(name: str, *, random_state: int = 0, n_jobs: int = 1) -> Pipeline
         # Offered for comparison only: slow, no class weights, and shap cannot explain it for >2 classes.
         clf = GradientBoostingClassifier(n_estimators=100, max_depth=3, subsample=0.8, max_features=0.2, random_state=random_state)
     elif name == "ensemble":
-        return make_ensemble([make_model(m, random_state=random_state, n_jobs=n_jobs) for m in BASE_MODELS], BASE_MODELS)
+        # The trainer's default ensemble: every candidate, the LDA included.
+        return make_ensemble([make_model(m, random_state=random_state, n_jobs=n_jobs) for m in ENSEMBLE_CANDIDATES],
+                             ENSEMBLE_CANDIDATES)
     else:
         raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODEL_NAMES)}")
     return Pipeline([("scaler", StandardScaler()), ("model", clf)])
