@@ -65,8 +65,8 @@ def make_model(name: str, *, random_state: int = 0, n_jobs: int = 1) -> Pipeline
     if name == "logreg":
         clf = LogisticRegression(C=0.1, max_iter=2000, class_weight="balanced", random_state=random_state)
     elif name == "random_forest":
-        # 100 trees: on RAVDESS 300 trees scored the same (macro-F1 0.470 vs 0.469; ensemble 0.593
-        # either way) while costing 3x the bundle size and ~40 ms more per single-clip prediction.
+        # 100 trees: 300 scored the same on RAVDESS when this was chosen (an early feature set;
+        # not re-measured since) at 3x the bundle size and a slower single-clip prediction.
         # Each tree sees half the rows: with the augmented copies a full-size bootstrap made a
         # training run exceed 3 minutes.
         clf = RandomForestClassifier(
@@ -77,12 +77,12 @@ def make_model(name: str, *, random_state: int = 0, n_jobs: int = 1) -> Pipeline
         # Small trees, feature subsampling and coarse bins keep 8-class boosting on ~800 features
         # within seconds; shap's TreeExplainer supports this model for multiclass. No class
         # weights: with weights, scikit-learn >= 1.7 bins every feature by weighted percentiles,
-        # which measured 5x slower (25 s against 5 s per fit on 960 clips) for a macro-F1 within
-        # the fold spread (0.526 against 0.519 on RAVDESS, whose classes are balanced but for
-        # neutral, which has half the clips of the others).
-        # 70 rounds at a 0.2 learning rate: 100 at 0.15 scored 0.610 against 0.605 but took 28 s
-        # per fold against 18, and a full training run must stay within 3 minutes (150 at 0.1
-        # before the augmented copies made the training sets 8x larger). Feature subsampling does
+        # which was several times slower for a macro-F1 within the fold spread when it was tried
+        # (an early feature set; RAVDESS's classes are balanced but for neutral, which has half
+        # the clips of the others).
+        # 70 rounds at a 0.2 learning rate: within the fold spread of 100 at 0.15 and a third
+        # faster, which keeps a training run within 3 minutes (docs/experiments.md, "Training
+        # time (stop 18)"). Feature subsampling does
         # not save time: the histograms are built for every feature.
         clf = HistGradientBoostingClassifier(
             max_iter=70, learning_rate=0.2, max_leaf_nodes=8, max_features=0.2, max_bins=64,
@@ -90,7 +90,8 @@ def make_model(name: str, *, random_state: int = 0, n_jobs: int = 1) -> Pipeline
         )
     elif name == "lda":
         # Ledoit-Wolf shrinkage keeps the class covariance estimable with ~800 features and a
-        # few hundred clips per fold; measured 0.595 macro-F1 against 0.560 for logreg on RAVDESS.
+        # few hundred clips per fold. It is the default model: the README's accuracy table
+        # (benchmarks/bench_training.py) compares it with the others.
         clf = BalancedLinearDiscriminantAnalysis()
     elif name == "gradient_boosting":
         # Offered for comparison only: slow, no class weights, and shap cannot explain it for >2 classes.
