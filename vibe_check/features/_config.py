@@ -130,6 +130,7 @@ class FeatureConfig:
             raise ValueError("speech_margin_s must not be negative")
 
     def to_dict(self) -> dict:
+        """The definition as plain JSON values, with the code's feature-set version: what :attr:`hash` hashes."""
         d = asdict(self)
         d["groups"] = list(self.groups)
         if self.speech_anchor_db is None:  # off: the definition (and hash) from before the option
@@ -141,6 +142,7 @@ class FeatureConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "FeatureConfig":
+        """The config a :meth:`to_dict` result (from a manifest or a bundle) describes."""
         d = {k: v for k, v in d.items() if k != "feature_set_version"}
         # Definitions saved before the loud-core bound or the spectral floor existed were computed
         # without them, so bundles and manifests from then still load and get the features they were fit on.
@@ -156,4 +158,5 @@ class FeatureConfig:
         return definition_hash(self.to_dict())
 
     def replace(self, **changes) -> "FeatureConfig":
+        """A copy with ``changes`` applied (and validated)."""
         return replace(self, **changes)

@@ -72,9 +72,11 @@ class FoldModels:
         return threadpool_limits(limits=self.n_threads)
 
     def train_index(self, fold: int) -> np.ndarray:
+        """Rows of the trainer's training matrix on ``fold``'s training side (augmented copies included)."""
         return np.asarray(self.trainer.folds_[fold][0])
 
     def test_index(self, fold: int) -> np.ndarray:
+        """Rows of ``fold``'s held-out speakers (original clips only)."""
         return np.asarray(self.trainer.folds_[fold][1])
 
     def model(self, name: str, fold: int):

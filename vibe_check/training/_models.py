@@ -47,6 +47,7 @@ _LABELS = {
 
 
 def model_label(name: str) -> str:
+    """A model's readable name for tables and reports (``"lda"`` -> its full name); unknown names as given."""
     return _LABELS.get(name, name)
 
 
@@ -518,7 +519,9 @@ class GroupedClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def predict_proba(self, X) -> np.ndarray:
+        """Probability of each group: the sum of its fine classes' probabilities, columns in :attr:`classes_` order."""
         return self.estimator_.predict_proba(X) @ self.membership_
 
     def predict(self, X) -> np.ndarray:
+        """The most probable group of each row."""
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
