@@ -90,6 +90,7 @@ def test_metrics_on_known_predictions():
     assert m["uar"] == pytest.approx(0.75)
     assert m["per_gender"]["male"]["accuracy"] == pytest.approx(0.5)
     assert m["gender_gap"] == pytest.approx(0.5)
+    assert "gender_gap" not in classification_metrics(y, proba, ["a", "b"], gender=["male"] * 4)  # unmeasurable, not 0
     assert m["per_actor"] == {"1": 0.5, "2": 1.0}
     assert m["confusion_normalized"][0] == [0.5, 0.5]
 

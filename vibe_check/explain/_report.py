@@ -128,13 +128,14 @@ def _fairness(trainer, pooled) -> str:
         rows, flags = [], []
         for name, m in pooled.items():
             r = trainer.cv_results_[name]
-            gap_m, gap_s = r.scalar("gender_gap") if "gender_gap" in r.summary else (0.0, 0.0)
-            flagged = gap_m > GENDER_GAP_FLAG
+            measured = "gender_gap" in r.summary  # not when every held-out fold holds one gender
+            gap_m, gap_s = r.scalar("gender_gap") if measured else (np.nan, np.nan)
+            flagged = measured and gap_m > GENDER_GAP_FLAG
             flags.append(flagged)
             verdict = (f'<span class="flag">gap above {GENDER_GAP_FLAG:.2f}</span>' if flagged
-                       else '<span class="ok">within tolerance</span>')
+                       else '<span class="ok">within tolerance</span>' if measured else "not measured: one gender per fold")
             rows.append([name] + [f"{m['per_gender'][g]['accuracy']:.3f} (n={m['per_gender'][g]['n']})" if g in m["per_gender"]
-                                  else "" for g in genders] + [h.pm(gap_m, gap_s), verdict])
+                                  else "" for g in genders] + [h.pm(gap_m, gap_s) if measured else "n/a", verdict])
         body.append(h.table(["model", *[f"accuracy: {g}" for g in genders], "gender gap (per fold)", "flag"], rows, raw=True))
         body.append(f'<p class="note">Accuracy by speaker gender on pooled out-of-fold predictions; the gap is the '
                     f"largest difference within a fold, mean ± std over folds, flagged above {GENDER_GAP_FLAG:.2f}. "

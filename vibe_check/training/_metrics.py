@@ -73,7 +73,8 @@ def classification_metrics(
     Returns a JSON-serialisable dict: ``n``, ``accuracy``, ``macro_f1``, ``uar`` (unweighted
     average recall), ``log_loss``, ``ece``, ``per_class`` (precision/recall/F1/support by class
     name), ``confusion`` (counts, rows = true class), ``confusion_normalized`` (rows sum to 1),
-    and when given ``per_gender`` / ``gender_gap`` (largest accuracy difference between genders)
+    and when given ``per_gender`` / ``gender_gap`` (largest accuracy difference between genders;
+    absent when the clips hold one gender)
     and ``per_actor`` accuracy.
 
     Examples
@@ -114,7 +115,8 @@ def classification_metrics(
         }
         out["per_gender"] = per_gender
         accs = [v["accuracy"] for v in per_gender.values()]
-        out["gender_gap"] = float(max(accs) - min(accs)) if len(accs) > 1 else 0.0
+        if len(accs) > 1:  # with one gender there is no gap to measure (not a gap of 0)
+            out["gender_gap"] = float(max(accs) - min(accs))
     if actor is not None:
         actor = np.asarray(actor)
         out["per_actor"] = {str(int(a)): float((y_pred[actor == a] == y_true[actor == a]).mean()) for a in np.unique(actor)}

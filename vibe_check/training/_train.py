@@ -126,6 +126,11 @@ def _recordings(manifest: pd.DataFrame) -> np.ndarray | None:
     return None
 
 
+def _or_na(value) -> str:
+    """A table cell: the value to 3 decimals, or n/a where it was not measured."""
+    return "n/a" if value is None or pd.isna(value) else f"{value:.3f}"
+
+
 def _calibration_note(classifier) -> dict | None:
     """How a classifier's probabilities were calibrated (a temperature-scaled LDA), for the bundle metadata."""
     temperature = getattr(classifier, "temperature_", None)
@@ -425,7 +430,7 @@ class EmotionTrainer(BaseEstimator):
             pm = lambda m: f"{row[m + '_mean']:.3f} ± {row[m + '_std']:.3f}"
             mark = " *" if row["best"] else ""
             lines.append(f"{row['model']:<15} {pm('macro_f1'):>15} {pm('uar'):>15} {pm('accuracy'):>15} "
-                         f"{row['ece_mean']:>7.3f} {row.get('gender_gap_mean', float('nan')):>10.3f} {row['fit_seconds_per_fold']:>10.1f}{mark}")
+                         f"{row['ece_mean']:>7.3f} {_or_na(row.get('gender_gap_mean')):>10} {row['fit_seconds_per_fold']:>10.1f}{mark}")
         lines.append(f"* chosen: {self.best_model_} (the cheapest to run within one standard error of the best mean macro-F1)")
         return "\n".join(lines)
 
