@@ -16,9 +16,11 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import f1_score
 
-from ..training._models import final_classifier
 from ..training._folds import FoldModels
+from ..training._models import final_classifier
+from ..training._train import EmotionTrainer
 from ._shap import PipelineShap, ShapResult
+
 
 __all__ = [
     "GlobalExplanation",
@@ -44,7 +46,7 @@ def _feature_groups(trainer) -> dict[str, str]:
     return dict(zip(table["name"], table["group"]))
 
 
-def explain_model(trainer, name: str, *, sample_size: int | None = 200, max_folds: int | None = 2,
+def explain_model(trainer: EmotionTrainer, name: str, *, sample_size: int | None = 200, max_folds: int | None = 2,
                   output: str = "native", fold_models: FoldModels | None = None, random_state: int = 0) -> ShapResult:
     """SHAP values of model ``name`` on a sample of held-out clips.
 
@@ -187,7 +189,7 @@ def _permutation_drops(fm: FoldModels, name: str, samples: dict, col_sets: list,
     return drops, baselines
 
 
-def permutation_importance(trainer, name: str, *, by: str = "feature", features: Sequence[str] | None = None,
+def permutation_importance(trainer: EmotionTrainer, name: str, *, by: str = "feature", features: Sequence[str] | None = None,
                            n_repeats: int = 3, sample_size: int | None = 200, max_folds: int | None = 2,
                            scoring: str = "log_loss", fold_models: FoldModels | None = None,
                            random_state: int = 0) -> PermutationResult:
@@ -278,7 +280,7 @@ class GlobalExplanation:
     seconds: dict = field(default_factory=dict)
 
 
-def explain_global(trainer, models: Sequence[str] | None = None, *, sample_size: int | None = 200,
+def explain_global(trainer: EmotionTrainer, models: Sequence[str] | None = None, *, sample_size: int | None = 200,
                    max_folds: int | None = 2, output: str = "native", permutation: bool = True,
                    permutation_features: int | None = None, n_repeats: int = 3, permutation_sample: int | None = 200,
                    scoring: str = "log_loss", random_state: int = 0) -> dict[str, GlobalExplanation]:

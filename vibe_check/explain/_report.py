@@ -21,11 +21,12 @@ from ..features import FEATURE_GROUPS, FeatureConfig, describe_features
 from ..models._bundle import library_versions
 from ..training._metrics import classification_metrics, reliability_curve
 from ..training._models import final_classifier, model_label
-from ..training._train import SELECTION_RULE
+from ..training._train import SELECTION_RULE, EmotionTrainer
 from . import _html as h
 from ._importance import GlobalExplanation, explain_global
 from ._plots import plot_group_importance, plot_permutation, plot_reliability, plot_shap_bar, plot_shap_beeswarm
 from ._shap import unsupported_reason
+
 
 __all__ = ["write_report", "GENDER_GAP_FLAG", "REPORT_SECTIONS"]
 
@@ -313,7 +314,7 @@ def _provenance(trainer, command: str, timings: dict, started: float) -> str:
             + h.table(["step", "seconds"], rows, digits=2) + "</div></div>")
 
 
-def write_report(trainer, out_dir: str | os.PathLike, *, command: str = "", shap_sample: int | None = 200,
+def write_report(trainer: EmotionTrainer, out_dir: str | os.PathLike, *, command: str = "", shap_sample: int | None = 200,
                  models: Sequence[str] | None = None, max_folds: int | None = 2, permutation: bool = True,
                  permutation_features: int | None = 40, n_repeats: int = 3, permutation_sample: int | None = 200,
                  filename: str = "report.html", robustness: pd.DataFrame | None = None) -> Path:

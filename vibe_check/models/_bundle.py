@@ -21,12 +21,16 @@ import os
 import platform
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import joblib
 
 from .._version import __version__
 from ..exceptions import BundleError, BundleIntegrityError, IncompatibleBundleError, UntrustedBundleError
+
+if TYPE_CHECKING:  # annotations only: reading a bundle's sidecar should not import scikit-learn
+    from sklearn.base import BaseEstimator
+    from sklearn.preprocessing import LabelEncoder
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -112,7 +116,8 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
-def save_bundle(path: str | os.PathLike, *, pipeline, label_encoder, metadata: dict, extra: dict | None = None) -> Path:
+def save_bundle(path: str | os.PathLike, *, pipeline: BaseEstimator, label_encoder: LabelEncoder, metadata: dict,
+                extra: dict | None = None) -> Path:
     """Write a bundle and its JSON sidecar atomically.
 
     The bundle goes to a temporary name first and is renamed over ``path`` only when complete, so

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 import numpy as np
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, clone
 from sklearn.model_selection import StratifiedGroupKFold
 
 from ..exceptions import LeakageError
@@ -65,7 +65,8 @@ class FoldResult:
     test_actors: list[int] = field(default_factory=list)
 
 
-def fit_clone(estimator, X: np.ndarray, y: np.ndarray, rows: np.ndarray | None = None, **per_row):
+def fit_clone(estimator: BaseEstimator, X: np.ndarray, y: np.ndarray, rows: np.ndarray | None = None,
+              **per_row) -> BaseEstimator:
     """A clone of ``estimator`` fitted on ``X[rows]``, ``y[rows]`` (every row when ``rows`` is None).
 
     ``per_row`` arrays (``groups``: speakers, ``calibrate_on``: rows to calibrate on,
@@ -79,8 +80,8 @@ def fit_clone(estimator, X: np.ndarray, y: np.ndarray, rows: np.ndarray | None =
                                                                   for k, v in per_row.items()}))
 
 
-def fit_predict_fold(estimator, X: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, *, n_classes: int,
-                     fold: int, **per_row) -> tuple[FoldResult, object]:
+def fit_predict_fold(estimator: BaseEstimator, X: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, *, n_classes: int,
+                     fold: int, **per_row) -> tuple[FoldResult, BaseEstimator]:
     """Fit a clone on ``train`` (see :func:`fit_clone`, which takes ``per_row``), predict
     probabilities on ``test``; columns follow ``range(n_classes)``."""
     t0 = time.perf_counter()

@@ -14,13 +14,15 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Gauge, push_to_gateway, write_to_textfile
 
+from ._train import EmotionTrainer
+
 __all__ = ["export_training_metrics", "training_registry", "CV_METRICS"]
 
 #: CV metrics (keys of ``ModelCV.summary``) exported as ``vibe_check_training_cv_<key>``.
 CV_METRICS = ("macro_f1", "accuracy", "uar", "ece", "log_loss")
 
 
-def training_registry(trainer) -> CollectorRegistry:
+def training_registry(trainer: EmotionTrainer) -> CollectorRegistry:
     """A registry holding the fitted trainer's CV metrics and timings.
 
     Gauges
@@ -74,7 +76,7 @@ def training_registry(trainer) -> CollectorRegistry:
     return registry
 
 
-def export_training_metrics(trainer, *, path: str | os.PathLike | None = None, pushgateway: str | None = None,
+def export_training_metrics(trainer: EmotionTrainer, *, path: str | os.PathLike | None = None, pushgateway: str | None = None,
                             job: str = "vibe_check_training") -> CollectorRegistry:
     """Write a fitted trainer's metrics as a Prometheus textfile and/or push them to a Pushgateway.
 

@@ -29,6 +29,8 @@ from ..features._parallel import warm_up
 from ._folds import FoldModels
 from ._metrics import classification_metrics
 from ._speaker import center_by_group
+from ._train import EmotionTrainer
+
 
 __all__ = ["CONDITIONS", "TARGET_DROP", "corrupt", "evaluate_robustness", "format_robustness"]
 
@@ -123,7 +125,7 @@ def _fold_features(extractor, paths, train, test, conditions, *, n_jobs, cache_d
     return feats
 
 
-def evaluate_robustness(trainer, manifest: pd.DataFrame, models: Sequence[str] | None = None, *,
+def evaluate_robustness(trainer: EmotionTrainer, manifest: pd.DataFrame, models: Sequence[str] | None = None, *,
                         conditions: Sequence[str] = tuple(CONDITIONS), n_jobs: int = 1,
                         cache_dir: str | Path | None = None, progress: bool = False) -> pd.DataFrame:
     """Macro-F1 of each model on held-out speakers, per recording condition.

@@ -24,7 +24,7 @@ clips only fell to 0.507.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import pandas as pd
@@ -33,6 +33,9 @@ from sklearn.metrics import f1_score
 from ..data import ORIGINAL, speed_copies
 from ._folds import FoldModels
 from ._tta import copy_rows
+
+if TYPE_CHECKING:  # annotations only: the trainer module imports this one
+    from ._train import EmotionTrainer
 
 __all__ = ["MIN_REFERENCE_CLIPS", "center_by_group", "evaluate_speaker_references"]
 
@@ -71,7 +74,7 @@ def center_by_group(X: np.ndarray, groups: Sequence) -> np.ndarray:
     return X - (sums / np.bincount(index, minlength=keys.size)[:, None])[index]
 
 
-def evaluate_speaker_references(trainer, manifest: pd.DataFrame, n_references: Sequence[int | None] = (4, 8, 16, 32, None),
+def evaluate_speaker_references(trainer: EmotionTrainer, manifest: pd.DataFrame, n_references: Sequence[int | None] = (4, 8, 16, 32, None),
                                 *, model: str | None = None, reference_emotions: Sequence[str] | None = None,
                                 test_time_augmentation: bool = False, random_state: int = 0) -> pd.DataFrame:
     """Macro-F1 of a speaker-normalised model when each held-out speaker gives ``k`` reference clips.

@@ -9,7 +9,7 @@ own, with nothing from other clips). :class:`~vibe_check.models.CustomEmotionMod
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -17,6 +17,9 @@ from sklearn.metrics import f1_score
 
 from ..data import ORIGINAL, speed_copies
 from ._folds import FoldModels
+
+if TYPE_CHECKING:  # annotations only: the trainer module imports this one
+    from ._train import EmotionTrainer
 
 __all__ = ["evaluate_test_time_augmentation", "copy_rows"]
 
@@ -38,7 +41,7 @@ def copy_rows(manifest: pd.DataFrame) -> Callable[[Sequence[int], Sequence[str]]
     return rows
 
 
-def evaluate_test_time_augmentation(trainer, manifest: pd.DataFrame, models: Sequence[str] | None = None) -> pd.DataFrame:
+def evaluate_test_time_augmentation(trainer: EmotionTrainer, manifest: pd.DataFrame, models: Sequence[str] | None = None) -> pd.DataFrame:
     """Macro-F1 on held-out speakers with and without test-time speed copies.
 
     The manifest already holds the speed copies of every clip (as training copies); in each of
