@@ -50,7 +50,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: ``data_summary["source"]`` of bundles trained on this module's speech (the demo's): their
+#: The ``data_source`` a bundle trained on this module's speech records (the demo's bundles): their
 #: predictions on real recordings mean little, and the CLIs say so.
 GENERATED_SOURCE = "generated speech (vibe_check.data.generate_corpus)"
 

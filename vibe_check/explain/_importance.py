@@ -21,7 +21,6 @@ from ..training._models import final_classifier
 from ..training._train import EmotionTrainer
 from ._shap import PipelineShap, ShapResult
 
-
 __all__ = [
     "GlobalExplanation",
     "PermutationResult",

@@ -27,7 +27,6 @@ from ._importance import GlobalExplanation, explain_global
 from ._plots import plot_group_importance, plot_permutation, plot_reliability, plot_shap_bar, plot_shap_beeswarm
 from ._shap import unsupported_reason
 
-
 __all__ = ["write_report", "GENDER_GAP_FLAG", "REPORT_SECTIONS"]
 
 #: A mean accuracy difference between genders above this (5 points) is flagged in the report.
