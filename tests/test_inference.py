@@ -342,6 +342,18 @@ def test_predict_batch_parallel_equals_serial(model, batch_items):
             assert_same_result(p, s, tol=1e-12)
 
 
+def test_predict_batch_of_one_item_arrays_of_paths_and_open_files(model, clips):
+    path = str(clips["angry"][0])
+    for one in (path, clips["angry"][0].read_bytes()):  # would iterate into characters or bytes
+        with pytest.raises(TypeError, match="for one file use predict_emotion_from_file"):
+            model.predict_batch(one)
+    from_array = model.predict_batch(np.array([path, str(clips["sad"][0])]))
+    assert_same_result(from_array[0], model.predict_emotion_from_file(path))
+    with open(path, "rb") as f:  # an open file goes to a worker process as its bytes
+        parallel = model.predict_batch([str(clips["sad"][0]), f], n_jobs=2)
+    assert_same_result(parallel[1], from_array[0], tol=1e-12)
+
+
 def test_predict_batch_all_bad_and_empty(model):
     assert model.predict_batch([]) == []
     out = model.predict_batch([b"", (np.zeros(0), 16000), 42])

@@ -70,6 +70,18 @@ def _decode(extractor: FeatureExtractor, source: Any, sr: int | None = None) -> 
     )
 
 
+def _item_list(items: Iterable[Any]) -> list:
+    """The items of a batch as a list; one item on its own (which iterates into characters or
+    bytes) is refused with a pointer to the single-item methods."""
+    if isinstance(items, (str, os.PathLike, bytes, bytearray, memoryview, tuple)) or hasattr(items, "read"):
+        raise TypeError("expected a list of items (paths, bytes or (y, sr) tuples); for one file use predict_emotion_from_file")
+    if isinstance(items, np.ndarray):
+        if items.ndim == 1 and items.dtype.kind in "OUS":  # an array of paths
+            return items.tolist()
+        raise TypeError("expected a list of items; for one array of samples use predict_emotion_from_array(y, sr)")
+    return list(items)
+
+
 def _clip_rows(extractor: FeatureExtractor, y: np.ndarray, speeds: Sequence[float] = ()) -> tuple[np.ndarray, SignalInfo]:
     """Feature rows of decoded audio: the clip as it is, then one row per speed copy of it
     (test-time augmentation; none by default), with the clip's signal facts."""
@@ -585,14 +597,14 @@ class CustomEmotionModel:
                 for rows, info, err in self._extract_raw(items, n_jobs, catch, self.test_time_speeds)]
 
     def _extract_raw(self, items: Sequence[Any], n_jobs: int, catch: bool, speeds: Sequence[float] = ()) -> list[tuple]:
-        if isinstance(items, (str, os.PathLike, bytes, tuple, np.ndarray)):
-            raise TypeError("expected a list of items (paths, bytes or (y, sr) tuples); for one file use predict_emotion_from_file")
-        items = list(items)
+        items = _item_list(items)
         if n_jobs == 1 or len(items) <= 1:
             return [_item_features(self.extractor, item, catch, speeds) for item in items]
         from joblib import Parallel, delayed
 
         warm_up(self.extractor)
+        # Open files cannot travel to worker processes: their bytes can.
+        items = [item.read() if hasattr(item, "read") else item for item in items]
         return Parallel(n_jobs=n_jobs)(delayed(_item_features)(self.extractor, item, catch, speeds) for item in items)
 
     def predict_batch(self, items: Iterable[InferenceItem], n_jobs: int = 1) -> list[dict]:
@@ -618,7 +630,7 @@ class CustomEmotionModel:
         >>> model.predict_batch(["a.wav", "silence.wav"])  # doctest: +SKIP
         [{'emotion': 'happy', ...}, {'error': {'type': 'NoSpeechError', 'message': ...}, 'item': 'silence.wav'}]
         """
-        items = list(items)
+        items = _item_list(items)
         extracted = self._extract_all(items, n_jobs, catch=True)
         ok = [i for i, (_, _, err) in enumerate(extracted) if err is None]
         P = self._proba_of_items([extracted[i][0] for i in ok]) if ok else None
