@@ -7,6 +7,7 @@ come from the session fixture ``trained_models`` (bundles trained on a generated
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import time
 import tracemalloc
@@ -120,12 +121,21 @@ def _truncated_wav(path: Path, src: Path) -> Path:
     return path
 
 
+def _truncated_mp3(path: Path, src: Path) -> Path:
+    y, sr = sf.read(src)
+    buf = io.BytesIO()
+    sf.write(buf, y, sr, format="MP3", subtype="MPEG_LAYER_III")
+    path.write_bytes(buf.getvalue()[: len(buf.getvalue()) * 6 // 10])  # the header still announces it all
+    return path
+
+
 @pytest.mark.parametrize(
     "make, error, words",
     [
         (lambda d, c: (d / "random.wav").write_bytes(np.random.default_rng(0).bytes(4000)) and d / "random.wav",
          AudioDecodeError, "could not be decoded"),
         (lambda d, c: _truncated_wav(d / "truncated.wav", c), AudioDecodeError, "truncated"),
+        (lambda d, c: _truncated_mp3(d / "truncated.mp3", c), AudioDecodeError, "truncated"),
         (lambda d, c: (d / "header_only.wav").write_bytes(c.read_bytes()[:30]) and d / "header_only.wav",
          AudioDecodeError, "could not be decoded"),
         (lambda d, c: (d / "notes.txt").write_text("not audio\n" * 50) and d / "notes.txt", AudioDecodeError, "could not be decoded"),
@@ -133,7 +143,7 @@ def _truncated_wav(path: Path, src: Path) -> Path:
         (lambda d, c: d / "missing.wav", AudioFileNotFoundError, "no such audio file"),
         (lambda d, c: d, AudioDecodeError, "directory"),
     ],
-    ids=["random-bytes", "truncated-wav", "header-only", "text-file", "empty-file", "missing", "directory"],
+    ids=["random-bytes", "truncated-wav", "truncated-mp3", "header-only", "text-file", "empty-file", "missing", "directory"],
 )
 def test_bad_files_raise_specific_errors(model, clips, tmp_path, make, error, words):
     path = make(tmp_path, clips["angry"][0])
@@ -239,6 +249,13 @@ def test_silence_is_refused_not_guessed(model, tmp_path):
     with pytest.raises(NoSpeechError, match="silent"):
         model.predict_emotion_from_array(np.zeros(32000, dtype=np.float32), 16000)
     path = write_audio(tmp_path / "silence.wav", np.zeros(32000, dtype=np.int16), 16000)
+    with pytest.raises(NoSpeechError, match="silent"):
+        model.predict_emotion_from_file(path)
+    # Silence with a DC offset (a biased recording chain) is silence too, not a confident guess.
+    biased = 0.01 + 1e-5 * np.random.default_rng(0).standard_normal(32000)
+    with pytest.raises(NoSpeechError, match="silent"):
+        model.predict_emotion_from_array(biased.astype(np.float32), 16000)
+    path = write_audio(tmp_path / "offset.wav", np.full(32000, 200, dtype=np.int16), 16000)
     with pytest.raises(NoSpeechError, match="silent"):
         model.predict_emotion_from_file(path)
 

@@ -179,6 +179,13 @@ def load_audio(
         ) from None
     if y.shape[0] == 0:
         raise EmptyAudioError(f"{name} holds no samples")
+    if y.shape[0] < 0.95 * frames:
+        # A cut-short MP3 still announces its full length; the 5 % margin covers encoders whose
+        # length in the header is an estimate. (A WAV was checked above, before decoding.)
+        raise AudioDecodeError(
+            f"{name} is truncated: its header announces {frames / sr:.2f} s of audio but only "
+            f"{y.shape[0] / sr:.2f} s could be decoded (an interrupted copy or upload?); re-export or re-upload it"
+        )
     return prepare_signal(y, sr, target_sr=target_sr, max_duration=None)
 
 
@@ -231,8 +238,12 @@ def _walk_riff(f: BinaryIO, start: int, end: int, name: str) -> None:
 
 
 def require_sound(y: np.ndarray, sr: int, *, frame_length: int = 512, min_duration: float = DEFAULT_MIN_DURATION) -> None:
-    """Refuse digital silence and a signal shorter than one analysis frame (``NoSpeechError``)."""
-    peak = float(np.max(np.abs(y))) if y.size else 0.0
+    """Refuse digital silence and a signal shorter than one analysis frame (``NoSpeechError``).
+
+    Silence is judged around the signal's mean: a constant offset (a DC bias in the recording
+    chain) is not sound.
+    """
+    peak = float(np.max(np.abs(y - y.mean()))) if y.size else 0.0
     if peak < SILENCE_PEAK:
         raise NoSpeechError(f"the audio is silent (peak level {20 * np.log10(peak + 1e-12):.0f} dBFS)")
     if y.size < frame_length:
