@@ -397,6 +397,15 @@ def test_local_zip_source(zip_file, home):
     assert zip_file.exists()  # the user's file is left alone
 
 
+def test_extraction_finished_first_by_another_process_is_fine(zip_file, home, tmp_path):
+    # Two runs extract at once: the slower one finds the corpus already in place.
+    done = fetch_ravdess(zip_file, data_home=home)
+    mine = tmp_path / "mine"
+    shutil.copytree(done, mine)
+    _download._move_into_place(mine, done)  # the final folder is not empty: nothing to move, no error
+    assert len(scan_dataset(done)[0]) == len(MEMBERS)
+
+
 def test_local_zip_with_wrong_explicit_md5(zip_file, home):
     with pytest.raises(ChecksumError):
         fetch_ravdess(zip_file, data_home=home, md5="0" * 32)

@@ -142,6 +142,10 @@ def test_linked_actor_folders_are_followed(synthetic_corpus, tmp_path):
     files = list_audio_files(subset)
     expected = list_audio_files(synthetic_corpus / "Actor_01")
     assert [p.name for p in files] == [p.name for p in expected] and len(files) == 15
+    # A write in progress (atomic_path's hidden temporary file) is not a clip.
+    (subset / "Actor_02").mkdir()
+    shutil.copy(expected[0], subset / "Actor_02" / f".{expected[0].name}.123.ab.tmp.wav")
+    assert len(list_audio_files(subset)) == 15
 
 
 # -- the cache -------------------------------------------------------------------------------------

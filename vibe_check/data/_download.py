@@ -449,9 +449,9 @@ def _extract(zip_path: Path, final_dir: Path) -> Path:
 
 
 def _move_into_place(src: Path, final_dir: Path) -> None:
-    if final_dir.is_dir():
-        final_dir.rmdir()  # empty (checked before extracting); rename cannot replace it everywhere
     try:
+        if final_dir.is_dir():
+            final_dir.rmdir()  # empty (checked before extracting); rename cannot replace it everywhere
         os.rename(src, final_dir)
     except OSError:
         if not _holds_ravdess(final_dir):  # another process may have finished first: that is fine

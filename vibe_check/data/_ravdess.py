@@ -128,7 +128,7 @@ def list_audio_files(root: str | os.PathLike, extensions: Iterable[str] = AUDIO_
     """All audio files under ``root``, sorted, by extension (case-insensitive).
 
     Linked folders are followed (a corpus subset made of links to actor folders), each real
-    folder once.
+    folder once. Hidden files (``.name``, such as a write in progress) are skipped.
     """
     root = Path(root)
     if not root.exists():
@@ -143,7 +143,9 @@ def list_audio_files(root: str | os.PathLike, extensions: Iterable[str] = AUDIO_
             dirs.clear()
             continue
         seen.add(real)
-        found += [Path(folder) / f for f in files if Path(f).suffix.lower() in exts and (Path(folder) / f).is_file()]
+        # Hidden files are skipped: they include the temporary files of writes in progress.
+        found += [Path(folder) / f for f in files
+                  if not f.startswith(".") and Path(f).suffix.lower() in exts and (Path(folder) / f).is_file()]
     return sorted(found)
 
 
