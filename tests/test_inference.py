@@ -478,3 +478,23 @@ def test_cli_takes_folders_of_audio(trained_models, clips, tmp_path, capsys):
 def test_cli_bad_model(tmp_path, clips, capsys):
     assert main(["predict", "--model", str(tmp_path / "none.pkl"), str(clips["angry"][0])]) == 1
     assert "no bundle" in capsys.readouterr().err
+
+
+def test_one_thread_limit_is_safe_across_overlapping_callers():
+    # The service predicts on several threads: A enters, B enters, A leaves while B still runs.
+    from threadpoolctl import ThreadpoolController
+
+    from vibe_check._threads import one_thread
+
+    def threads():
+        return sorted({pool["num_threads"] for pool in ThreadpoolController().info()})
+
+    before = threads()
+    a, b = one_thread(), one_thread()
+    a.__enter__()
+    b.__enter__()
+    assert threads() == [1]
+    a.__exit__(None, None, None)
+    assert threads() == [1]  # B is still working on one thread
+    b.__exit__(None, None, None)
+    assert threads() == before  # the last one out restores what was there

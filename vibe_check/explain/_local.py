@@ -13,6 +13,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from .._threads import one_thread
 from ._shap import ExplanationError, PipelineShap, ShapResult
 from ._words import feature_unit, level_word, plain_label, sentence
 
@@ -86,11 +87,6 @@ class Explainer:
                                   output=output)
         self.space = self._shap.space
         self.method = self._shap.method
-        from threadpoolctl import ThreadpoolController
-
-        # One clip is too little work for OpenMP/BLAS threads: on two busy cores their start-up
-        # and spin-waiting made a hist_gb prediction take seconds instead of milliseconds.
-        self._threads = ThreadpoolController()
 
     @classmethod
     def from_bundle(cls, bundle, *, output: str = "probability") -> "Explainer":
@@ -110,7 +106,7 @@ class Explainer:
         if X.shape[1] != len(self.feature_names):
             raise ExplanationError(f"got {X.shape[1]} features, the model expects {len(self.feature_names)}")
         t0 = time.perf_counter()
-        with self._threads.limit(limits=1):
+        with one_thread():  # one clip: threads only add start-up and spin-wait costs
             values, base = self._shap(X)
         return ShapResult(values=values, base_values=base, data=X, feature_names=self.feature_names,
                           classes=self.classes, space=self.space, method=self.method,
@@ -168,7 +164,7 @@ class Explainer:
         """
         t0 = time.perf_counter()
         x = np.asarray(x, dtype=np.float64).reshape(-1)
-        with self._threads.limit(limits=1):
+        with one_thread():  # one clip: threads only add start-up and spin-wait costs
             if proba is None:
                 proba = self.pipeline.predict_proba(x[None])[0]
             values, base = self._shap(x[None])

@@ -10,6 +10,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from .._threads import one_thread
 from ..audio import DEFAULT_MAX_DURATION, load_audio, prepare_signal, require_sound, trim_silence
 from ..exceptions import VibeCheckError
 from . import _contour, _covariation, _prosody, _spectral
@@ -188,7 +189,7 @@ class FeatureExtractor:
 
         Services call the decoding and feature stages separately to time each one.
         """
-        with _single_thread_blas():
+        with one_thread():
             return self._extract_prepared(y)
 
     def _extract_prepared(self, y: np.ndarray) -> tuple[np.ndarray, SignalInfo]:
@@ -304,18 +305,3 @@ class FeatureExtractor:
         return pd.DataFrame([rows[p] for p in ok], columns=self.feature_names, index=pd.Index(ok, name="file"))
 
 
-_CONTROLLER = None
-
-
-def _single_thread_blas():
-    """Limit BLAS to one thread while extracting.
-
-    The matrices here are small (40 x 257 mel basis): two BLAS threads fighting over two cores
-    made extraction 2.4x slower, and parallel extraction runs one process per core anyway.
-    """
-    global _CONTROLLER
-    if _CONTROLLER is None:
-        from threadpoolctl import ThreadpoolController
-
-        _CONTROLLER = ThreadpoolController()
-    return _CONTROLLER.limit(limits=1, user_api="blas")

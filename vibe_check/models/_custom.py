@@ -26,6 +26,7 @@ from typing import Any, Iterable, Sequence, Union
 
 import numpy as np
 
+from .._threads import one_thread
 from ..audio import DEFAULT_MAX_DURATION, load_audio, prepare_signal
 from ..data import GENERATED_SOURCE, speed_copies, speed_perturb
 from ..exceptions import BundleError, IncompatibleBundleError, InvalidAudioError, SpeakerReferenceError
@@ -111,24 +112,6 @@ def _item_features(extractor: FeatureExtractor, item: Any, catch: bool, speeds: 
         if not catch:
             raise
         return None, None, {"type": type(exc).__name__, "message": str(exc)}
-
-
-_CONTROLLER = None
-
-
-def _single_threaded():
-    """Run BLAS and OpenMP (hist_gb) on one thread while predicting.
-
-    The rows are few, so threads only add start-up and spin-wait costs: on two busy cores the
-    median single-clip prediction of an ensemble went from 207 ms with OpenMP's default threads to
-    11 ms with one thread, and 500 rows from 1.0 s to 55 ms.
-    """
-    global _CONTROLLER
-    if _CONTROLLER is None:  # created after the model is loaded, so sklearn's OpenMP runtime is seen
-        from threadpoolctl import ThreadpoolController
-
-        _CONTROLLER = ThreadpoolController()
-    return _CONTROLLER.limit(limits=1)
 
 
 def _item_label(item: Any, index: int) -> str | int:
@@ -292,7 +275,7 @@ class CustomEmotionModel:
             return None
         probe = probe[:_FAST_MAX_ROWS]
         try:
-            with _single_threaded():
+            with one_thread():
                 agree = np.allclose(fast(probe), self.pipeline.predict_proba(probe), rtol=0, atol=1e-9)
         except Exception:  # noqa: BLE001 - any failure just means "use scikit-learn"
             agree = False
@@ -502,7 +485,7 @@ class CustomEmotionModel:
         P = np.zeros((X.shape[0], len(self.classes_)))
         if X.shape[0]:
             fast = self._fast_proba is not None and X.shape[0] <= _FAST_MAX_ROWS and np.isfinite(X).all()
-            with _single_threaded():
+            with one_thread():
                 P[:, self._columns] = (self._fast_proba if fast else self.pipeline.predict_proba)(X)
             P /= P.sum(axis=1, keepdims=True)
         return P
