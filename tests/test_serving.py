@@ -248,6 +248,21 @@ def test_explain_flag_returns_reasons(client, clips, model):
     assert sample(metric_samples(client), "vibe_check_latency_seconds_count", stage="explain") >= 2
 
 
+def test_a_failed_explanation_still_returns_the_prediction(model, clips):
+    from vibe_check.explain._shap import ExplanationError
+
+    def explain(source, top_k=5):
+        raise ExplanationError("need background rows or feature statistics")
+
+    app = create_app(_Proxy(model, explain=explain), settings=make_settings())
+    with TestClient(app) as c:
+        r = c.post("/predict?explain=true", content=clips["angry"], headers={"content-type": "audio/wav"})
+        assert r.status_code == 200, r.text  # not a 422 blaming the audio
+        body = r.json()
+        check_result({k: v for k, v in body.items() if not k.startswith("explanation")}, model)
+        assert body["explanation"] is None and "need background rows" in body["explanation_error"]
+
+
 def test_explain_is_passed_the_upload_and_top_k(model, clips):
     calls = []
 

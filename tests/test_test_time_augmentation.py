@@ -140,6 +140,10 @@ def test_clip_rows_and_clip_proba_are_the_stages_of_a_prediction(tta_bundle, tra
     np.testing.assert_allclose(model.clip_proba(rows), model.predict_proba([path])[0], atol=1e-12)
     plain = CustomEmotionModel(bundle)
     assert plain.clip_rows(y)[0].shape == (1, len(model.feature_names))
+    # The explanation is of the model's own answer (over the copies), not of the clip's row alone.
+    explained, result = model.explain(path, top_k=2), model.predict_emotion_from_file(path)
+    assert explained["predicted"] == result["emotion"]
+    assert explained["probability"] == pytest.approx(result["confidence"], abs=1e-9)
 
 
 def test_the_service_can_classify_with_speed_copies(tta_bundle, trained_models, ready_client):

@@ -241,8 +241,8 @@ def explain_audio(model, source, *, top_k: int = 5, sr: int | None = None) -> di
     Parameters
     ----------
     model : CustomEmotionModel
-        Anything with ``decode``, ``features``, ``predict_proba_features``, ``pipeline``,
-        ``metadata`` and ``extra``.
+        Anything with ``decode``, ``clip_rows``, ``clip_proba``, ``pipeline``, ``metadata`` and
+        ``extra``.
     source : path, bytes, file object, or (samples, sample_rate)
     top_k : int
     sr : int, optional
@@ -252,6 +252,9 @@ def explain_audio(model, source, *, top_k: int = 5, sr: int | None = None) -> di
     -------
     dict
         :meth:`Explainer.explain`'s dict plus ``signal`` (duration, speech duration, level, SNR).
+        ``predicted`` and ``probability`` are the model's own answer for the input (with
+        test-time augmentation, over the clip and its speed copies); the SHAP values explain the
+        clip as recorded.
 
     Examples
     --------
@@ -259,9 +262,8 @@ def explain_audio(model, source, *, top_k: int = 5, sr: int | None = None) -> di
     'angry'
     """
     explainer = model_explainer(model)
-    vector, info = model.features(model.decode(source, sr))
-    proba = np.asarray(model.predict_proba_features(vector))[0]
-    out = explainer.explain(vector, top_k=top_k, proba=proba)
+    rows, info = model.clip_rows(model.decode(source, sr))
+    out = explainer.explain(rows[0], top_k=top_k, proba=np.asarray(model.clip_proba(rows)))
     out["signal"] = {"duration_s": float(info.duration_s), "speech_duration_s": float(info.speech_duration_s),
                      "level_dbfs": float(info.level_dbfs), "snr_db": float(info.snr_db)}
     return out

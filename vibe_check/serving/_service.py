@@ -22,7 +22,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .._version import __version__
-from ..exceptions import AudioError, AudioTooLongError, EmptyAudioError, SpeakerReferenceError
+from ..exceptions import AudioError, AudioTooLongError, EmptyAudioError, SpeakerReferenceError, VibeCheckError
 from ._errors import ModelNotReadyError, RequestTimeoutError, ServiceBusyError, UnknownSpeakerError, UploadTooLargeError
 from ._metrics import ServiceMetrics
 from ._settings import ServeSettings
@@ -347,7 +347,12 @@ class EmotionService:
         self.metrics.record_prediction(str(result["emotion"]), float(result["confidence"]), float(result.get("duration_s") or 0.0))
         if explain_top_k is not None:
             with t("explain"):
-                result["explanation"] = to_json(model.explain(data, top_k=explain_top_k))
+                try:
+                    result["explanation"] = to_json(model.explain(data, top_k=explain_top_k))
+                except VibeCheckError as exc:  # the audio was fine (it was just classified): the explainer is not
+                    log.warning("explanation failed: %s: %s", type(exc).__name__, exc)
+                    result["explanation"] = None
+                    result["explanation_error"] = f"{type(exc).__name__}: {exc}"
         return result
 
     def predict_many(self, uploads: list[tuple[str, bytes]], speaker: str | None = None) -> list[dict]:

@@ -324,7 +324,9 @@
       return post(blob, name, false).then(function (r) { return [r, why]; });
     }
     return post(blob, name, true).then(function (r) {
-      return [r, r.explanation ? "" : "The service returned no explanation for this clip."];
+      if (r.explanation) return [r, ""];
+      return [r, r.explanation_error ? "The explanation failed (" + r.explanation_error + "), so only the prediction is shown."
+        : "The service returned no explanation for this clip."];
     }, function (err) {
       if (err.status === 501 || err.status === 500) {  // no explain method, or the explanation itself failed
         var note = err.status === 501 ? "This model cannot explain its predictions yet, so only the prediction is shown."
