@@ -113,6 +113,7 @@ def test_dashboard_queries_use_only_exported_metrics():
     metrics = ServiceMetrics()
     metrics.requests.labels(endpoint="/predict", method="POST", status="200")
     metrics.errors.labels(endpoint="/predict", error_type="AudioDecodeError")
+    metrics.item_errors.labels(endpoint="/predict/batch", error_type="AudioDecodeError")
     metrics.set_model(model="m", task="emotion", feature_hash="h", version="v")
     metrics.init_labels(["angry"])  # creates the per-stage histogram series
     exported = {s.name for fam in metrics.registry.collect() for s in fam.samples}

@@ -207,7 +207,7 @@ def test_the_service_classifies_a_clip_relative_to_its_speakers_references(speak
     assert r.json()["results"][0]["probabilities"] == pytest.approx(expected["probabilities"], abs=1e-9)
     metrics = client.get("/metrics").text
     assert "vibe_check_speakers 1.0" in metrics
-    assert 'vibe_check_errors_total{endpoint="/speakers/{speaker_id}/references",error_type="AudioDecodeError"} 1.0' in metrics
+    assert 'vibe_check_item_errors_total{endpoint="/speakers/{speaker_id}/references",error_type="AudioDecodeError"} 1.0' in metrics
     # Ids are checked; a speaker can be forgotten.
     assert client.get("/speakers/not%20an%20id").status_code == 422
     assert client.get("/speakers/..%2Fetc").status_code in (404, 422)  # never a path

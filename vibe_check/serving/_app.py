@@ -305,7 +305,7 @@ def create_app(model_or_path, *, settings: ServeSettings | None = None) -> FastA
     def _count_item_errors(results: list[dict], endpoint: str) -> int:
         errors = [item["error"]["type"] for item in results if "error" in item]
         for error_type in errors:
-            metrics.record_error(endpoint, error_type)
+            metrics.record_item_error(endpoint, error_type)
         return len(errors)
 
     @app.post(REFERENCES_ENDPOINT, summary="Store reference clips of a speaker (speaker-normalised models)",

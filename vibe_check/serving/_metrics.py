@@ -42,7 +42,10 @@ class ServiceMetrics:
     requests : Counter
         ``vibe_check_requests_total{endpoint, method, status}``.
     errors : Counter
-        ``vibe_check_errors_total{endpoint, error_type}``.
+        ``vibe_check_errors_total{endpoint, error_type}``: failed requests.
+    item_errors : Counter
+        ``vibe_check_item_errors_total{endpoint, error_type}``: unusable clips inside batch and
+        reference uploads whose request succeeded.
     latency : Histogram
         ``vibe_check_latency_seconds{stage}`` (see :data:`STAGES`).
     confidence : Histogram
@@ -67,8 +70,11 @@ class ServiceMetrics:
         self.registry = registry or CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(f"{PREFIX}_requests", "HTTP requests handled.", ["endpoint", "method", "status"], registry=r)
-        self.errors = Counter(f"{PREFIX}_errors", "Failed requests and failed batch items, by error type.",
+        self.errors = Counter(f"{PREFIX}_errors", "Failed requests, by error type.",
                               ["endpoint", "error_type"], registry=r)
+        # Apart from the requests': one bad clip in a batch of 16 is not one failed request in 16.
+        self.item_errors = Counter(f"{PREFIX}_item_errors", "Clips of batch and reference uploads that could not be used, by error type.",
+                                   ["endpoint", "error_type"], registry=r)
         self.latency = Histogram(f"{PREFIX}_latency_seconds", "Time spent per prediction stage, and end to end.",
                                  ["stage"], buckets=LATENCY_BUCKETS, registry=r)
         self.confidence = Histogram(f"{PREFIX}_prediction_confidence", "Probability of the predicted class.",
@@ -116,6 +122,9 @@ class ServiceMetrics:
 
     def record_error(self, endpoint: str, error_type: str) -> None:
         self.errors.labels(endpoint=endpoint, error_type=error_type).inc()
+
+    def record_item_error(self, endpoint: str, error_type: str) -> None:
+        self.item_errors.labels(endpoint=endpoint, error_type=error_type).inc()
 
     def set_model(self, *, model: str, task: str, feature_hash: str, version: str, cv_macro_f1: float | None = None) -> None:
         self.model_info.clear()  # one model per service: a reload replaces the series
