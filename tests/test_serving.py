@@ -320,6 +320,9 @@ def test_oversized_upload_is_413(client):
     error = assert_error(client.post("/predict", content=big, headers={"content-type": "audio/wav"}), 413, "UploadTooLargeError")
     assert str(MAX_BYTES) in error["message"]
     assert_error(client.post("/predict", files={"file": ("big.wav", big, "audio/wav")}), 413, "UploadTooLargeError")
+    # Just over the limit: within the body's allowance for multipart overhead, still refused.
+    just_over = b"\0" * (MAX_BYTES + 1000)
+    assert_error(client.post("/predict", files={"file": ("big.wav", just_over, "audio/wav")}), 413, "UploadTooLargeError")
 
 
 def test_oversized_upload_without_length_is_cut_while_reading(client):

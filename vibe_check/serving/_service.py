@@ -231,8 +231,13 @@ class EmotionService:
                 self._executor = None
 
     # -- prediction stages (run in worker threads) ------------------------------------------
+    def _check_size(self, data: bytes, name: str) -> None:
+        # The request-body limit allows for multipart overhead, so a file can pass it by a little.
+        if len(data) > self.settings.max_upload_bytes:
+            raise UploadTooLargeError(f"{name} has {len(data)} bytes, more than the limit of {self.settings.max_upload_bytes}")
+
     def precheck(self, data: bytes) -> None:
-        """Refuse an empty upload, and audio too long from its header, before decoding it.
+        """Refuse an empty or oversized upload, and audio too long from its header, before decoding it.
 
         Cheap (a header read), so the app runs it before queueing: such uploads never wait
         behind real predictions for a worker.
@@ -241,6 +246,7 @@ class EmotionService:
 
         if len(data) == 0:
             raise EmptyAudioError("the uploaded audio is empty (0 bytes)")
+        self._check_size(data, "the upload")
         try:
             info = sf.info(io.BytesIO(data))
         except Exception:  # not audio, or not a format with a header: decoding reports it properly
@@ -366,10 +372,7 @@ class EmotionService:
         for index, (filename, data) in enumerate(uploads):
             item = {"index": index, "filename": filename}
             try:
-                if len(data) > self.settings.max_upload_bytes:
-                    raise UploadTooLargeError(
-                        f"{filename} has {len(data)} bytes, more than the limit of {self.settings.max_upload_bytes}"
-                    )
+                self._check_size(data, filename)
                 item.update(process(data))
             except (AudioError, UploadTooLargeError) as exc:
                 item["error"] = {"type": type(exc).__name__, "message": str(exc)}
