@@ -215,8 +215,16 @@ def test_root_is_left_to_the_web_page(client):
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     else:
         assert_error(r, 404, "NotFoundError")
-    assert_error(client.get("/static/../_app.py"), 404, "NotFoundError")
+    # httpx would resolve a literal "/static/../_app.py" before sending it; encoded dots reach the route.
     assert_error(client.get("/static/%2e%2e/_app.py"), 404, "NotFoundError")
+    from starlette.exceptions import HTTPException
+
+    from vibe_check.serving._app import _static_file
+
+    for escape in ("../_app.py", "../../setup.cfg", "/etc/passwd"):
+        with pytest.raises(HTTPException) as err:
+            _static_file(escape)
+        assert err.value.status_code == 404
 
 
 # -- explanations -------------------------------------------------------------------------------

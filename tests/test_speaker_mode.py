@@ -212,6 +212,10 @@ def test_the_service_classifies_a_clip_relative_to_its_speakers_references(speak
     assert client.get("/speakers/not%20an%20id").status_code == 422
     assert client.get("/speakers/..%2Fetc").status_code in (404, 422)  # never a path
     assert client.get("/speakers/agent-07.left").status_code == 404  # a valid id, not stored
+    # Only unusable clips for a new speaker: refused, and no speaker appears.
+    r = client.post("/speakers/bob/references", files=[("files", ("notes.wav", b"not audio", "audio/wav"))])
+    assert r.status_code == 422 and "none of the 1 reference clip(s) of 'bob' could be used" in r.json()["error"]["message"]
+    assert client.get("/speakers/bob").status_code == 404
     assert client.delete("/speakers/alice").json() == {"speaker": "alice", "deleted": True}
     assert client.get("/speakers/alice").status_code == 404
     assert client.delete("/speakers/alice").status_code == 404
