@@ -3,6 +3,8 @@ robustness table, and the noise-robust front end of the extractor."""
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 from scipy.signal import welch
@@ -251,6 +253,28 @@ def test_augmented_copies_are_cached(augmented, synthetic_corpus, monkeypatch):
     monkeypatch.setattr(AugmentedClip, "load", load_again)
     again = build_manifest(synthetic_corpus, None, cache_dir=root / "cache", progress=False, augment=("noise", "babble"))
     assert calls == [] and len(again) == len(df)
+
+
+def test_a_bad_clip_of_a_speaker_does_not_spoil_its_babble_and_copies_follow_the_speakers_clips(synthetic_corpus, tmp_path):
+    actor = sorted((synthetic_corpus / "Actor_01").glob("*.wav"))[:4]
+    data = tmp_path / "data" / "Actor_01"
+    data.mkdir(parents=True)
+    for p in actor:
+        shutil.copy(p, data / p.name)
+    (data / "03-01-05-02-02-02-01.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(range(200)))  # corrupt
+    cache = tmp_path / "cache"
+    df = build_manifest(data.parent, None, cache_dir=cache, progress=False, augment=("babble",))
+    # The corrupt clip itself is reported; the babble copies of the 4 good ones are all there.
+    assert sorted(df[df.augmentation == "babble"].file) == sorted(p.name for p in actor)
+    # Without the corrupt clip the speaker's clips changed: the copies are made again, not read
+    # back from the cache (which held copies drawn over the old set of clips).
+    (data / "03-01-05-02-02-02-01.wav").unlink()
+    calls = []
+    real = AugmentedClip.load
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(AugmentedClip, "load", lambda self, sr: calls.append(self.path) or real(self, sr))
+        build_manifest(data.parent, None, cache_dir=cache, progress=False, augment=("babble",))
+    assert len(calls) == 4
 
 
 def test_unknown_augmentation_is_refused(synthetic_corpus, tmp_path):

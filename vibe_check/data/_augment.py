@@ -12,11 +12,14 @@ ones take a :class:`numpy.random.Generator`, so a seed reproduces a copy exactly
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import soxr
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "AUGMENTATIONS",
@@ -200,13 +203,28 @@ def augment(y: np.ndarray, sr: int, kind: str, *, rng: np.random.Generator,
     return AUGMENTATIONS[kind][0](np.asarray(y, dtype=np.float32), sr, rng, sources)
 
 
+def _load_source(path: str, sr: int) -> np.ndarray | None:
+    """Another clip of the speaker, to mix in; None (and a log line) when it cannot be used."""
+    from ..audio import load_audio
+    from ..exceptions import AudioError
+
+    try:
+        return load_audio(path, target_sr=sr, max_duration=None)
+    except AudioError as exc:
+        log.warning("babble source %s skipped: %s", path, exc)
+        return None
+
+
 @dataclass(frozen=True)
 class AugmentedClip:
     """An augmented copy of an audio file, loaded on demand (what the feature manifest extracts).
 
-    ``key`` identifies the copy in the feature cache: the file's content hash, the augmentation
-    and :data:`AUGMENTATION_VERSION`; the random draw is seeded from it, so the copy is the same
-    in every run and on every machine.
+    ``key`` (:meth:`cache_key`: the file's content hash, the augmentation and
+    :data:`AUGMENTATION_VERSION`) seeds the random draw, which also depends on the number of
+    ``sources``: with the same file and the same other clips of its speaker the copy is the same
+    in every run and on every machine. (The feature manifest's cache key adds the sources'
+    content hashes.) A source that cannot be decoded is skipped, so one bad clip does not spoil
+    the copies of every other clip of its speaker.
     """
 
     path: str
@@ -225,7 +243,7 @@ class AugmentedClip:
         # Drawn for every kind, so that each kind's random stream (and its cached copy) stays the
         # same; only the kinds that mix other clips in pay for decoding them.
         chosen = rng.choice(len(self.sources), size=min(8, len(self.sources)), replace=False) if self.sources else []
-        sources = [load_audio(self.sources[i], target_sr=sr, max_duration=None) for i in chosen] if self.kind in USES_SOURCES else []
+        sources = [s for s in (_load_source(self.sources[i], sr) for i in chosen) if s is not None] if self.kind in USES_SOURCES else []
         return augment(y, sr, self.kind, rng=rng, sources=sources)
 
     @staticmethod

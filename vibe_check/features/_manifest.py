@@ -202,18 +202,21 @@ def build_manifest(
     if unknown:
         raise ValueError(f"unknown augmentation(s) {unknown}; choose from {', '.join(AUGMENTATIONS)}")
     sources = _speaker_clips(entries) if augment else {}
+    copies = {}  # cache key -> the copy: it depends on the file and on the other clips of its speaker
+    for p, meta, file_key in entries:
+        others = [(o, h) for o, h in sources.get(meta.get("actor"), ()) if o != str(p)]
+        digest = hashlib.sha256("".join(sorted(h for _, h in others)).encode()).hexdigest()[:16]
+        for kind in augment:
+            seed = AugmentedClip.cache_key(file_key, kind)
+            copies[p, kind] = (f"{seed}~{digest}", AugmentedClip(str(p), kind, seed, tuple(o for o, _ in others)))
     # (path, metadata, file hash, cache key, augmentation): the originals, then every copy.
     rows = [(p, meta, key, key, ORIGINAL) for p, meta, key in entries]
-    rows += [(p, meta, key, AugmentedClip.cache_key(key, kind), kind) for p, meta, key in entries for kind in augment]
+    rows += [(p, meta, key, copies[p, kind][0], kind) for p, meta, key in entries for kind in augment]
     todo: dict[str, str | AugmentedClip] = {}
     for p, meta, _, key, kind in rows:
         if key in cache or key in todo:
             continue
-        if kind == ORIGINAL:
-            todo[key] = str(p)
-        else:
-            others = tuple(o for o in sources.get(meta.get("actor"), ()) if o != str(p))
-            todo[key] = AugmentedClip(str(p), kind, key, others)
+        todo[key] = str(p) if kind == ORIGINAL else copies[p, kind][1]
     log.info("%d files, %d copies, %d cached, %d to extract", len(entries), len(rows) - len(entries), len(rows) - len(todo), len(todo))
     items = list(todo.items())
     # One cache shard per CHUNK files per worker; a cluster backend's size is unknown here, so
@@ -248,10 +251,12 @@ def build_manifest(
 
 
 def _speaker_clips(entries) -> dict:
-    """Actor -> the paths of that actor's clips (babble for a clip is made from its own speaker)."""
+    """Actor -> ``(path, content hash)`` of that actor's clips (babble for a clip is made from its
+    own speaker). Clips without a known actor get none: mixing them would mix strangers."""
     by_actor: dict = {}
-    for p, meta, _ in entries:
-        by_actor.setdefault(meta.get("actor"), []).append(str(p))
+    for p, meta, sha in entries:
+        if meta.get("actor") is not None:
+            by_actor.setdefault(meta.get("actor"), []).append((str(p), sha))
     return by_actor
 
 
