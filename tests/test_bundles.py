@@ -133,6 +133,14 @@ def test_malicious_pickle_with_wrong_hash_is_never_unpickled(trained_models, tmp
     assert marker.exists()
 
 
+@pytest.mark.parametrize("sidecar", ["[1, 2]", '{"versions": null}'])
+def test_sidecar_that_is_not_bundle_metadata(trained_models, tmp_path, sidecar):
+    path = copy_bundle(trained_models["paths"]["logreg"], tmp_path)
+    sidecar_path(path).write_text(sidecar)
+    with pytest.raises(BundleIntegrityError, match="not a vibe-check bundle's metadata"):
+        CustomEmotionModel(path)
+
+
 def test_missing_sidecar(trained_models, tmp_path):
     path = copy_bundle(trained_models["paths"]["logreg"], tmp_path)
     sidecar_path(path).unlink()

@@ -96,6 +96,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if mode in ("404", "500"):
             self.send_error(int(mode))
             return
+        if mode == "429":  # rate limited: come back in 7 s
+            self.send_response(429)
+            self.send_header("Retry-After", "7")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         start = int(range_header.split("=")[1].rstrip("-")) if range_header and mode != "ignore_range" else None
         if start is not None and start >= len(body):
             self.send_response(416)
@@ -249,6 +255,14 @@ def test_500_once_then_ok(server, home, payload):
     _fetch(server, home, retries=2)
     assert server.requests == 2
     assert (home / ZIP_NAME).read_bytes() == payload
+
+
+def test_rate_limited_waits_as_told_then_downloads(monkeypatch, server, home, payload):
+    server.plan = ["429"]
+    sleeps: list[float] = []
+    monkeypatch.setattr(_download.time, "sleep", sleeps.append)
+    _fetch(server, home, retries=2)
+    assert sleeps == [7.0] and (home / ZIP_NAME).read_bytes() == payload
 
 
 def test_backoff_is_exponential(monkeypatch, server, home):

@@ -171,6 +171,9 @@ def test_wrong_input_types(model, clips):
         model.predict_emotion_from_bytes(str(clips["angry"][0]))
     with pytest.raises(InvalidAudioError, match="sample rate"):
         model.predict_emotion_from_array(clips["angry"][1], 0)
+    for odd in ("16000", "abc", 1j, True, 16000.5):  # a rate is a whole number of Hz, not a string
+        with pytest.raises(InvalidAudioError, match="sample rate"):
+            model.predict_emotion_from_array(clips["angry"][1], odd)
 
 
 # -- bad and unusual arrays --------------------------------------------------------------------

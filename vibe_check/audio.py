@@ -40,9 +40,10 @@ SILENCE_PEAK = 1e-4
 
 
 def to_mono_float(y: np.ndarray) -> np.ndarray:
-    """Convert any sample array to mono float32 in [-1, 1].
+    """Convert any sample array to mono float32, full scale at 1.0.
 
-    Integer PCM is scaled by its type's range (unsigned PCM is centred first); 2-D input is
+    Integer PCM is scaled by its type's range into [-1, 1] (unsigned PCM is centred first); float
+    samples are taken as they are (levels are normalised later, so their scale does not matter); 2-D input is
     ``(frames, channels)`` (soundfile's layout) unless the first axis is clearly the channel axis
     (librosa's layout). Channels are averaged.
 
@@ -100,7 +101,8 @@ def prepare_signal(
     >>> y.shape, y.dtype
     ((16000,), dtype('float32'))
     """
-    if sr is None or not np.isscalar(sr) or not float(sr).is_integer() or int(sr) < 1000 or int(sr) > 384000:
+    if (not isinstance(sr, (int, float, np.integer, np.floating)) or isinstance(sr, bool)
+            or not float(sr).is_integer() or int(sr) < 1000 or int(sr) > 384000):
         raise InvalidAudioError(f"sample rate must be an integer between 1000 and 384000 Hz, got {sr!r}")
     sr = int(sr)
     y = np.asarray(y)

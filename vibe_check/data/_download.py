@@ -71,7 +71,12 @@ _MD5_HEX = re.compile(r"^[0-9a-f]{32}$")
 
 
 class _RetryableError(Exception):
-    """A failure worth another attempt (5xx, short body, wrong range)."""
+    """A failure worth another attempt (5xx, 429, short body, wrong range); ``wait`` is the
+    server's Retry-After in seconds, when it gave one."""
+
+    def __init__(self, message: str, wait: float | None = None):
+        super().__init__(message)
+        self.wait = wait
 
 
 _RETRYABLE = (
@@ -315,7 +320,9 @@ def _download(url: str, dest: Path, *, md5: str | None, timeout: float, retries:
             last_error = exc
             log.warning("download attempt %d/%d failed: %s", attempt + 1, retries, _describe(exc, timeout))
             if attempt + 1 < retries:
-                time.sleep(backoff * 2**attempt)
+                # A server that says how long to wait (429) is believed, up to a minute.
+                wait = getattr(exc, "wait", None)
+                time.sleep(min(60.0, wait) if wait is not None else backoff * 2**attempt)
         except requests.RequestException as exc:  # an invalid URL and the like: retrying cannot help
             raise DownloadError(f"cannot download {url}: {exc}. {_manual_hint()}") from exc
     else:
@@ -358,8 +365,9 @@ def _fetch_once(session: requests.Session, url: str, part: Path, *, timeout: flo
         response = _get(session, url, offset, timeout)
     with response:
         status = response.status_code
-        if status >= 500:
-            raise _RetryableError(f"HTTP {status} {response.reason}")
+        if status >= 500 or status == 429:  # 429: rate limited, which passes
+            after = response.headers.get("Retry-After", "")
+            raise _RetryableError(f"HTTP {status} {response.reason}", wait=float(after) if after.isdigit() else None)
         if status not in (200, 206):
             raise DownloadError(f"cannot download {url}: HTTP {status} {response.reason}. {_manual_hint()}")
         if status == 206:

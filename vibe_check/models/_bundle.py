@@ -173,9 +173,12 @@ def read_bundle_metadata(path: str | os.PathLike) -> dict:
             f"(it records the SHA-256 that proves {Path(path).name} is intact)"
         )
     try:
-        return json.loads(side.read_text())
+        meta = json.loads(side.read_text())
     except json.JSONDecodeError as exc:
         raise BundleIntegrityError(f"{side} is not valid JSON: {exc}") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("versions", {}), dict):
+        raise BundleIntegrityError(f"{side} is not a vibe-check bundle's metadata (a JSON object with its fields)")
+    return meta
 
 
 def _check_compatible(meta: dict, path: Path) -> None:
