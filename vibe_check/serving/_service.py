@@ -309,9 +309,9 @@ class EmotionService:
         results = self._each(uploads, extract)
         if not rows and self.speakers.count(speaker) is None:
             # Nothing stored and nothing was: answering 200 would announce a speaker that does not exist.
-            first = next(r["error"] for r in results if "error" in r)
+            first = next((f" (first: {r['error']['type']}: {r['error']['message']})" for r in results if "error" in r), "")
             raise SpeakerReferenceError(f"none of the {len(results)} reference clip(s) of {speaker!r} could be used, "
-                                        f"so nothing is stored (first: {first['type']}: {first['message']})")
+                                        f"so nothing is stored{first}")
         total = self.speakers.add(speaker, rows) if rows else self.speakers.count(speaker)
         self.metrics.speakers.set(len(self.speakers))
         return {**self.speaker_status(speaker, total), "added": len(rows), "results": results}
