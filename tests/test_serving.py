@@ -462,6 +462,22 @@ def test_saturated_pool_is_503_and_recovers(model, clips):
         assert sample(samples, "vibe_check_errors_total", endpoint="/predict", error_type="ServiceBusyError") == 1
 
 
+def test_uploads_received_at_once_are_bounded(model, clips):
+    # Bodies are read into memory before a worker takes them: at most workers + queue_size at once.
+    import asyncio
+
+    app = create_app(model, settings=make_settings(workers=1, queue_size=1))
+    with TestClient(app) as c:
+        assert app.state.upload_slots._value == 2
+        app.state.upload_slots = asyncio.Semaphore(0)  # as if two uploads were still streaming in
+        for files in ([("file", ("a.wav", clips["angry"]))], [("files", ("a.wav", clips["angry"]))]):
+            endpoint = "/predict" if files[0][0] == "file" else "/predict/batch"
+            error = assert_error(c.post(endpoint, files=files), 503, "ServiceBusyError")
+            assert "2 uploads are being received already" in error["message"]
+        app.state.upload_slots = asyncio.Semaphore(2)
+        assert c.post("/predict", files=[("file", ("a.wav", clips["angry"]))]).status_code == 200
+
+
 def test_slow_prediction_is_504(model, clips):
     def slow_features(y):
         time.sleep(0.6)

@@ -22,6 +22,7 @@ clip relative to its speaker's average:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -43,6 +44,7 @@ from ._errors import (
     AUDIO_ERROR_STATUS,
     BadRequestError,
     ExplainUnavailableError,
+    ServiceBusyError,
     ServiceError,
     UnsupportedMediaTypeError,
     UploadTooLargeError,
@@ -206,7 +208,18 @@ async def _read_uploads(request: Request, *, field: str, many: bool, max_files: 
 
     Multipart (``field``) or, for a single file, the raw body (``audio/*`` or
     ``application/octet-stream``). Byte limits are enforced by the middleware as the body streams in.
+    At most ``workers + queue_size`` bodies are read at once (503 beyond): with the uploads waiting
+    for a worker, that bounds the memory uploads hold to twice the pool's admission.
     """
+    slots: asyncio.Semaphore = request.app.state.upload_slots
+    if slots.locked():
+        raise ServiceBusyError(f"{request.app.state.settings.workers + request.app.state.settings.queue_size} uploads "
+                               "are being received already; retry shortly")
+    async with slots:
+        return await _read_body(request, field=field, many=many, max_files=max_files)
+
+
+async def _read_body(request: Request, *, field: str, many: bool, max_files: int) -> tuple[list[tuple[str, bytes]], dict]:
     mime = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if mime == "multipart/form-data":
         form = await request.form(max_files=max_files, max_fields=16)
@@ -273,6 +286,7 @@ def create_app(model_or_path, *, settings: ServeSettings | None = None) -> FastA
     app.state.service = service
     app.state.metrics = metrics
     app.state.settings = settings
+    app.state.upload_slots = asyncio.Semaphore(settings.workers + settings.queue_size)
     app.add_middleware(_ObserveAndLimit, service=service)
     _install_error_handlers(app, metrics)
 

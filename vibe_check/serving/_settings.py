@@ -1,8 +1,9 @@
 """Limits and network settings of the HTTP service, in one frozen object.
 
 Every limit exists so that one request can never take the process down or starve the others:
-the upload size bounds memory, the audio duration bounds CPU per request, the worker pool and its
-queue bound concurrency, and the timeout bounds how long a client waits.
+the upload size, times the uploads received at once (at most ``workers + queue_size``) and those
+waiting for a worker (as many), bounds memory; the audio duration bounds CPU per request, the
+worker pool and its queue bound concurrency, and the timeout bounds how long a client waits.
 """
 
 from __future__ import annotations
