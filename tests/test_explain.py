@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import numpy as np
 import pytest
@@ -308,6 +309,39 @@ def test_explain_instance_matches_explainer(trained_models, trainer):
     again = Explainer.from_bundle(bundle).explain(x, top_k=3)
     assert [i["name"] for i in one["towards"]] == [i["name"] for i in again["towards"]]
     assert one["probability"] == pytest.approx(again["probability"])
+
+
+def test_partial_feature_statistics_without_background(trained_models):
+    bundle = load_bundle(trained_models["paths"]["logreg"])
+    meta, extra = bundle["metadata"], bundle["extra"]
+    with pytest.raises(ExplanationError, match="need background rows or feature statistics"):
+        Explainer(bundle["pipeline"], feature_names=meta["feature_names"], classes=meta["classes"],
+                  feature_median=extra["feature_median"])  # no quartiles, no background
+
+
+def test_one_explainer_per_model_whichever_thread_asks_first(trained_models, monkeypatch):
+    import threading
+
+    from vibe_check.explain import model_explainer
+    from vibe_check.models import CustomEmotionModel
+
+    model = CustomEmotionModel(trained_models["paths"]["logreg"])
+    built = []
+    real = Explainer.from_bundle.__func__
+
+    def slow_build(cls, bundle, **kw):
+        built.append(1)
+        time.sleep(0.2)  # long enough for the other thread to arrive while this one builds
+        return real(cls, bundle, **kw)
+
+    monkeypatch.setattr(Explainer, "from_bundle", classmethod(slow_build))
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(model_explainer(model))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(built) == 1 and got[0] is got[1]
 
 
 def test_model_explain_and_cli(trained_models, capsys):

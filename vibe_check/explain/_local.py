@@ -8,6 +8,7 @@ to a few tens of milliseconds for the tree models (see the explanation issue's c
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Mapping, Sequence
 
@@ -18,6 +19,8 @@ from ._shap import ExplanationError, PipelineShap, ShapResult
 from ._words import feature_unit, level_word, plain_label, sentence
 
 __all__ = ["Explainer", "explain_instance", "explain_audio", "model_explainer"]
+
+_BUILDING = threading.Lock()  # building an explainer takes seconds: once per model, whichever thread asks first
 
 
 def _feature_table(feature_names: Sequence[str], feature_config: Mapping | None) -> tuple[dict, dict]:
@@ -72,7 +75,7 @@ class Explainer:
         self.feature_names = list(feature_names)
         self.classes = [str(c) for c in classes]
         self.model_name = model_name
-        if background is None and feature_median is None:
+        if background is None and (feature_median is None or feature_q25 is None or feature_q75 is None):
             raise ExplanationError("need background rows or feature statistics (median, q25, q75) to say what is typical")
         if feature_median is None or feature_q25 is None or feature_q75 is None:
             feature_q25, feature_median, feature_q75 = np.percentile(np.asarray(background, dtype=np.float64), [25, 50, 75], axis=0)
@@ -228,7 +231,9 @@ def model_explainer(model) -> "Explainer":
     """
     cache = model.__dict__.setdefault("_explainers", {})
     if "shap" not in cache:
-        cache["shap"] = Explainer.from_bundle(model)
+        with _BUILDING:  # the service's warm-up and its first ?explain request may both get here
+            if "shap" not in cache:
+                cache["shap"] = Explainer.from_bundle(model)
     return cache["shap"]
 
 
