@@ -320,6 +320,10 @@ def test_batch_limits(client, clips):
     assert_error(client.post("/predict/batch", files=[("other", ("a.wav", clips["angry"]))]), 400, "BadRequestError")
     five = [("files", (f"{i}.wav", clips["angry"])) for i in range(5)]  # max_batch_files is 4
     assert_error(client.post("/predict/batch", files=five), 400, "BadRequestError")
+    # A body over the batch limit is refused with the batch's own limit in the message.
+    huge = [("files", (f"{i}.wav", b"\0" * MAX_BYTES)) for i in range(5)]
+    error = assert_error(client.post("/predict/batch", files=huge), 413, "UploadTooLargeError")
+    assert "for several files" in error["message"] and "at most 4 files" in error["message"]
 
 
 # -- limits and bad input -----------------------------------------------------------------------

@@ -52,6 +52,14 @@ def test_a_model_classifies_the_clip_with_its_speed_copies(tta_bundle, trained_m
     np.testing.assert_allclose([one["probabilities"][c] for c in model.classes_], expected[0], atol=1e-9)
     batch = model.predict_batch([clips[1], "missing.wav"])
     assert batch[0]["emotion"] == model.classes_[np.argmax(expected[1])] and "error" in batch[1]
+    # A clip just long enough on its own, whose faster copy is not: the error says which and what to do.
+    from vibe_check.data import synthesize_utterance
+    from vibe_check.exceptions import NoSpeechError
+
+    short = synthesize_utterance("angry", duration=1.0)[4000:8200]  # 0.26 s: its 1.1x copy has 0.24 s of sound
+    plain.predict_emotion_from_array(short, sr)
+    with pytest.raises(NoSpeechError, match="1.1x speed copy.*without test-time augmentation"):
+        model.predict_emotion_from_array(short, sr)
     # Without the option, one row per clip as before.
     np.testing.assert_allclose(plain.predict_proba(clips[:1])[0],
                                plain.predict_proba_features(plain.features(plain.decode(clips[0]))[0])[0])

@@ -29,7 +29,7 @@ import numpy as np
 from .._threads import one_thread
 from ..audio import DEFAULT_MAX_DURATION, load_audio, prepare_signal
 from ..data import GENERATED_SOURCE, speed_copies, speed_perturb
-from ..exceptions import BundleError, IncompatibleBundleError, InvalidAudioError, SpeakerReferenceError
+from ..exceptions import BundleError, IncompatibleBundleError, InvalidAudioError, NoSpeechError, SpeakerReferenceError
 from ..features import FeatureConfig, FeatureExtractor, SignalInfo
 from ..features._parallel import warm_up
 from ._bundle import load_bundle, read_bundle_metadata
@@ -88,7 +88,13 @@ def _clip_rows(extractor: FeatureExtractor, y: np.ndarray, speeds: Sequence[floa
     (test-time augmentation; none by default), with the clip's signal facts."""
     vector, info = extractor.extract_prepared(y)
     sr = extractor.config.sample_rate
-    rows = [vector] + [extractor.extract_prepared(speed_perturb(y, sr, f))[0] for f in speeds]
+    rows = [vector]
+    for f in speeds:
+        try:
+            rows.append(extractor.extract_prepared(speed_perturb(y, sr, f))[0])
+        except NoSpeechError as exc:  # a faster copy of a clip at the length limit is shorter than it
+            raise NoSpeechError(f"the clip's {f:g}x speed copy, which test-time augmentation classifies too, has too "
+                                f"little sound ({exc}); classify this clip without test-time augmentation") from None
     return np.vstack(rows), info
 
 

@@ -109,11 +109,15 @@ class _ObserveAndLimit:
             limit += MULTIPART_OVERHEAD
         return limit
 
-    def _too_large(self, sent: str) -> UploadTooLargeError:
+    def _too_large(self, sent: str, endpoint: str) -> UploadTooLargeError:
         s = self.service.settings
+        if endpoint in ("/predict/batch", REFERENCES_ENDPOINT):
+            return UploadTooLargeError(
+                f"the upload ({sent}) exceeds the limit of {s.max_batch_bytes} bytes for several files "
+                f"({s.max_upload_bytes} bytes of audio per file, at most {s.max_batch_files} files); send fewer or smaller clips"
+            )
         return UploadTooLargeError(
-            f"the upload ({sent}) exceeds the limit of {s.max_upload_bytes} bytes of audio per file "
-            f"(at most {s.max_batch_files} files per batch); send a shorter or compressed clip"
+            f"the upload ({sent}) exceeds the limit of {s.max_upload_bytes} bytes of audio; send a shorter or compressed clip"
         )
 
     async def __call__(self, scope, receive, send):
@@ -137,7 +141,7 @@ class _ObserveAndLimit:
             if message["type"] == "http.request":
                 state["seen"] += len(message.get("body", b""))
                 if state["seen"] > limit:
-                    raise self._too_large(f"more than {limit} bytes so far")
+                    raise self._too_large(f"more than {limit} bytes so far", endpoint)
             return message
 
         async def watching_send(message):
@@ -149,7 +153,7 @@ class _ObserveAndLimit:
         try:
             declared = headers.get(b"content-length")
             if declared is not None and declared.isdigit() and int(declared) > limit:
-                exc = self._too_large(f"{int(declared)} bytes")
+                exc = self._too_large(f"{int(declared)} bytes", endpoint)
                 metrics.record_error(endpoint, exc.error_type)
                 await _json_error(exc.status, exc.error_type, exc.message, {"Connection": "close"})(scope, receive, watching_send)
                 return
