@@ -218,6 +218,8 @@ def test_metrics_on_the_apps_metrics_endpoint(trained_models):
         assert client.post("/predict", content=clips[0], headers={"content-type": "audio/wav"}).status_code == 200
         s = scrape(client)
     assert off.state.service.drift is None and s[("vibe_check_input_level_dbfs_count", ())] == 0
+    # The training share comes from the bundle, monitored or not (it was 0 for every class).
+    assert {dict(k)["emotion"]: v for (n, k), v in s.items() if n == "vibe_check_training_class_share"} == share
 
 
 def test_settings_and_cli_options():

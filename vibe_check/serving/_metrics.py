@@ -132,15 +132,19 @@ class ServiceMetrics:
         self.model_cv_macro_f1.clear()
         self.model_cv_macro_f1.labels(model=model).set(float("nan") if cv_macro_f1 is None else cv_macro_f1)
 
-    def init_labels(self, classes) -> None:
+    def init_labels(self, classes, class_counts: dict | None = None) -> None:
         """Create the series of every known emotion and stage at zero, so rates and dashboards
-        show 0 rather than "no data" before the first occurrence."""
+        show 0 rather than "no data" before the first occurrence; and each class's share of the
+        training clips (``class_counts``, from the bundle; NaN where unknown), whether or not
+        drift is monitored."""
         for c in classes:
             self.predictions.labels(emotion=str(c))
         for stage in STAGES:
             self.latency.labels(stage=stage)
+        counts = {str(k): float(v) for k, v in (class_counts or {}).items()}
+        total = sum(counts.values())
         for c in classes:
-            self.training_share.labels(emotion=str(c))
+            self.training_share.labels(emotion=str(c)).set(counts.get(str(c), 0.0) / total if total else float("nan"))
         for group in FEATURE_GROUPS:  # NaN: nothing measured yet (or monitoring is off)
             self.drift_psi.labels(group=group).set(float("nan"))
             self.shap_mean_abs.labels(group=group).set(float("nan"))

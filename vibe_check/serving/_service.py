@@ -129,7 +129,7 @@ class EmotionService:
             version=__version__,
             cv_macro_f1=_cv_macro_f1(model),
         )
-        self.metrics.init_labels(getattr(model, "classes_", []))
+        self.metrics.init_labels(getattr(model, "classes_", []), (meta.get("data_summary") or {}).get("class_counts"))
         self.drift = None
         if self.settings.drift:
             from ._drift import DriftMonitor
