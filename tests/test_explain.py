@@ -354,6 +354,10 @@ def test_model_explain_and_cli(trained_models, capsys):
     assert out["predicted"] == model.predict_emotion_from_file(wav)["emotion"]
     assert out["signal"]["duration_s"] > 0 and len(out["towards"]) <= 3
     assert model.explain(wav.read_bytes(), top_k=3)["predicted"] == out["predicted"]
+    rows, info = model.clip_rows(model.decode(wav))  # a clip already extracted, as the service has it
+    again = model.explain_rows(rows, info, top_k=3)
+    assert [f["name"] for f in again["towards"]] == [f["name"] for f in out["towards"]]
+    assert again["probability"] == pytest.approx(out["probability"]) and again["signal"] == out["signal"]
     assert main(["explain", "--model", str(trained_models["best"]), str(wav), "--top", "3"]) == 0
     text = capsys.readouterr().out
     assert f"-- towards {out['predicted']} --" in text and out["towards"][0]["name"] in text

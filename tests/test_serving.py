@@ -229,7 +229,7 @@ def test_root_is_left_to_the_web_page(client):
 
 # -- explanations -------------------------------------------------------------------------------
 def test_explain_without_an_explainer_is_501(model, clips):
-    app = create_app(_Proxy(model, explain=None), settings=make_settings())
+    app = create_app(_Proxy(model, explain_rows=None), settings=make_settings())
     with TestClient(app) as c:
         error = assert_error(c.post("/predict?explain=true", content=clips["angry"], headers={"content-type": "audio/wav"}),
                              501, "ExplainUnavailableError")
@@ -241,8 +241,6 @@ def test_explain_without_an_explainer_is_501(model, clips):
 
 
 def test_explain_flag_returns_reasons(client, clips, model):
-    if not hasattr(model, "explain"):
-        pytest.skip("CustomEmotionModel has no explain() yet")
     r = client.post("/predict?explain=true&top_k=3", content=clips["angry"], headers={"content-type": "audio/wav"})
     assert r.status_code == 200, r.text
     body = r.json()
@@ -259,10 +257,10 @@ def test_explain_flag_returns_reasons(client, clips, model):
 def test_a_failed_explanation_still_returns_the_prediction(model, clips):
     from vibe_check.explain._shap import ExplanationError
 
-    def explain(source, top_k=5):
+    def explain_rows(rows, info, top_k=5, proba=None):
         raise ExplanationError("need background rows or feature statistics")
 
-    app = create_app(_Proxy(model, explain=explain), settings=make_settings())
+    app = create_app(_Proxy(model, explain_rows=explain_rows), settings=make_settings())
     with TestClient(app) as c:
         r = c.post("/predict?explain=true", content=clips["angry"], headers={"content-type": "audio/wav"})
         assert r.status_code == 200, r.text  # not a 422 blaming the audio
@@ -271,19 +269,31 @@ def test_a_failed_explanation_still_returns_the_prediction(model, clips):
         assert body["explanation"] is None and "need background rows" in body["explanation_error"]
 
 
-def test_explain_is_passed_the_upload_and_top_k(model, clips):
-    calls = []
+def test_explain_gets_the_classified_rows_without_a_second_extraction(model, clips):
+    calls, extractions = [], []
 
-    def explain(source, top_k=5):
-        calls.append((source, top_k))
+    def clip_rows(y):
+        extractions.append(y.size)
+        return model.clip_rows(y)
+
+    def explain_rows(rows, info, top_k=5, proba=None):
+        calls.append((rows, info, top_k, proba))
         return {"reasons": [{"feature": "f0_std", "shap": np.float32(0.5)}][:top_k], "odd": float("nan")}
 
-    app = create_app(_Proxy(model, explain=explain), settings=make_settings())
+    app = create_app(_Proxy(model, clip_rows=clip_rows, explain_rows=explain_rows), settings=make_settings())
     with TestClient(app) as c:
         r = c.post("/predict?explain=1&top_k=2", content=clips["angry"], headers={"content-type": "audio/wav"})
         assert r.status_code == 200, r.text
-        assert r.json()["explanation"] == {"reasons": [{"feature": "f0_std", "shap": 0.5}], "odd": None}
-        assert [c for c in calls if isinstance(c[0], bytes)] == [(clips["angry"], 2)]  # (the warm-up passes an array)
+        body = r.json()
+        assert body["explanation"] == {"reasons": [{"feature": "f0_std", "shap": 0.5}], "odd": None}
+        y = model.decode(clips["angry"])
+        # the clip was extracted once (the warm-up, in the background, extracts a generated second)
+        assert extractions.count(y.size) == 1
+        rows, info, top_k, proba = next(call for call in calls if call[1].duration_s == pytest.approx(body["duration_s"]))
+        expected_rows, _ = model.clip_rows(y)
+        np.testing.assert_allclose(rows, expected_rows)
+        assert top_k == 2
+        assert dict(zip(model.classes_, proba)) == pytest.approx(body["probabilities"])  # what the answer was made of
         assert_error(c.post("/predict?explain=true&top_k=0", content=clips["angry"], headers={"content-type": "audio/wav"}),
                      422, "RequestValidationError")
 

@@ -6,7 +6,8 @@ Global (per model, on held-out clips of the trainer's speaker-independent folds)
 :func:`permutation_importance`.
 
 Local (per prediction): :class:`Explainer` (build once per bundle, explain many clips),
-:func:`explain_instance`, :func:`explain_audio` (what ``CustomEmotionModel.explain`` calls).
+:func:`explain_instance`, :func:`explain_audio` (what ``CustomEmotionModel.explain`` calls) and
+:func:`explain_rows` (the same for a clip already extracted).
 
 Reports: :func:`write_report` (one self-contained HTML file per training run) and the
 ``plot_*`` figures.
@@ -30,7 +31,7 @@ from ._importance import (
     impurity_importance,
     permutation_importance,
 )
-from ._local import Explainer, explain_audio, explain_instance, model_explainer
+from ._local import Explainer, explain_audio, explain_instance, explain_rows, model_explainer
 from ._plots import plot_group_importance, plot_permutation, plot_reliability, plot_shap_bar, plot_shap_beeswarm
 from ._report import GENDER_GAP_FLAG, REPORT_SECTIONS, write_report
 from ._shap import (
@@ -59,6 +60,7 @@ __all__ = [
     "explain_audio",
     "explain_global",
     "explain_instance",
+    "explain_rows",
     "model_explainer",
     "explain_model",
     "impurity_importance",

@@ -18,7 +18,7 @@ from .._threads import one_thread
 from ._shap import ExplanationError, PipelineShap, ShapResult
 from ._words import feature_unit, level_word, plain_label, sentence
 
-__all__ = ["Explainer", "explain_instance", "explain_audio", "model_explainer"]
+__all__ = ["Explainer", "explain_instance", "explain_audio", "explain_rows", "model_explainer"]
 
 _BUILDING = threading.Lock()  # building an explainer takes seconds: once per model, whichever thread asks first
 
@@ -266,9 +266,26 @@ def explain_audio(model, source, *, top_k: int = 5, sr: int | None = None) -> di
     >>> explain_audio(CustomEmotionModel("models/custom/best_emotion_model.pkl"), "clip.wav")["predicted"]  # doctest: +SKIP
     'angry'
     """
-    explainer = model_explainer(model)
+    model_explainer(model)  # first: a model that cannot be explained fails before the extraction
     rows, info = model.clip_rows(model.decode(source, sr))
-    out = explainer.explain(rows[0], top_k=top_k, proba=np.asarray(model.clip_proba(rows)))
+    return explain_rows(model, rows, info, top_k=top_k)
+
+
+def explain_rows(model, rows: np.ndarray, info, *, top_k: int = 5, proba: np.ndarray | None = None) -> dict:
+    """:func:`explain_audio` for a clip already decoded and extracted: ``rows, info =
+    model.clip_rows(y)``, and ``proba`` from ``model.clip_proba(rows)`` if the caller has it.
+
+    A service that has just classified a clip explains it with this, without extracting twice.
+
+    Examples
+    --------
+    >>> rows, info = model.clip_rows(model.decode("clip.wav"))  # doctest: +SKIP
+    >>> explain_rows(model, rows, info, top_k=3)["predicted"]  # doctest: +SKIP
+    'angry'
+    """
+    rows = np.atleast_2d(rows)
+    proba = np.asarray(model.clip_proba(rows) if proba is None else proba, dtype=np.float64)
+    out = model_explainer(model).explain(rows[0], top_k=top_k, proba=proba)
     out["signal"] = {"duration_s": float(info.duration_s), "speech_duration_s": float(info.speech_duration_s),
                      "level_dbfs": float(info.level_dbfs), "snr_db": float(info.snr_db)}
     return out

@@ -678,6 +678,20 @@ class CustomEmotionModel:
 
         return explain_audio(self, source, top_k=top_k)
 
+    def explain_rows(self, rows: np.ndarray, info: SignalInfo, *, top_k: int = 5, proba: np.ndarray | None = None) -> dict:
+        """:meth:`explain` for a clip already extracted (``rows, info = model.clip_rows(y)``), with
+        ``proba`` from :meth:`clip_proba` when the caller has it: no second extraction.
+
+        Examples
+        --------
+        >>> rows, info = model.clip_rows(model.decode("clip.wav"))  # doctest: +SKIP
+        >>> model.explain_rows(rows, info, top_k=3)["predicted"]  # doctest: +SKIP
+        'angry'
+        """
+        from ..explain import explain_rows
+
+        return explain_rows(self, rows, info, top_k=top_k, proba=proba)
+
     # -- description ------------------------------------------------------------------------------
     def cv_summary(self) -> dict[str, dict[str, float]]:
         """Mean and standard deviation over the speaker-independent CV folds of macro-F1, UAR and accuracy."""

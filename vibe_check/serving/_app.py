@@ -305,7 +305,7 @@ def create_app(model_or_path, *, settings: ServeSettings | None = None) -> FastA
         model = service.require_ready()
         uploads, fields = await _read_uploads(request, field="file", many=False, max_files=1)
         explain = explain or fields.get("explain", "").strip().lower() in _TRUE
-        if explain and not hasattr(model, "explain"):
+        if explain and not hasattr(model, "explain_rows"):
             raise ExplainUnavailableError("this model cannot explain its predictions yet (no explain method); retry without explain=true")
         service.precheck(uploads[0][1])
         return await service.run(service.predict_bytes, uploads[0][1], top_k if explain else None, speaker)

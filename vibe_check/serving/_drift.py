@@ -173,7 +173,7 @@ class DriftMonitor:
             log.warning("the bundle has no drift reference (retrain it): drift monitoring is off")
             return None
         meta = getattr(model, "metadata", {}) or {}
-        explainable = hasattr(model, "explain") and hasattr(model, "pipeline")
+        explainable = hasattr(model, "explain_rows") and hasattr(model, "pipeline")
         return cls(extra["drift_reference"], model.extractor.feature_groups, feature_names=model.feature_names,
                    window=window, shap_fraction=shap_fraction if explainable else 0.0, top_features=top_features,
                    class_counts=(meta.get("data_summary") or {}).get("class_counts"),

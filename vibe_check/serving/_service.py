@@ -68,7 +68,7 @@ def model_summary(model) -> dict:
     }
     summary.pop("path", None)
     summary["n_training_files"] = (meta.get("data_summary") or {}).get("n_files")
-    summary["explainable"] = hasattr(model, "explain")
+    summary["explainable"] = hasattr(model, "explain_rows")
     if getattr(model, "speaker_normalized", False):  # what a client must send before ?speaker=
         summary["min_reference_clips"] = model.min_reference_clips
     return to_json(summary)
@@ -167,10 +167,10 @@ class EmotionService:
             y = synthesize_utterance("neutral", sr=sr, duration=1.0, seed=0)
             if getattr(model, "speaker_normalized", False):  # warm up the path a speaker's clips take
                 model = model.for_speaker_rows([model.reference_rows(y)] * model.min_reference_clips)
-            rows, _ = model.clip_rows(y)
-            model.clip_proba(rows)
-            if hasattr(model, "explain"):
-                model.explain((y, sr), top_k=1)
+            rows, info = model.clip_rows(y)
+            proba = model.clip_proba(rows)
+            if hasattr(model, "explain_rows"):
+                model.explain_rows(rows, info, top_k=1, proba=proba)
         except Exception as exc:
             log.warning("warm-up failed (the first request will be slower): %s", exc)
 
@@ -359,7 +359,7 @@ class EmotionService:
         if explain_top_k is not None:
             with t("explain"):
                 try:
-                    result["explanation"] = to_json(model.explain(data, top_k=explain_top_k))
+                    result["explanation"] = to_json(model.explain_rows(rows, info, top_k=explain_top_k, proba=proba))
                 except VibeCheckError as exc:  # the audio was fine (it was just classified): the explainer is not
                     log.warning("explanation failed: %s: %s", type(exc).__name__, exc)
                     result["explanation"] = None
