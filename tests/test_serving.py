@@ -196,6 +196,35 @@ def test_model_endpoint(client, model):
     assert info["speaker_normalized"] is False and "min_reference_clips" not in info  # clips are classified on their own
 
 
+def test_model_endpoint_names_the_bundle_file_and_flags_generated_speech(client, model):
+    """The page's "Bundle" row shows the file's name (not the server's path); a bundle trained on the
+    demo's generated speech says so, so the page can warn that its predictions mean little."""
+    from vibe_check.data import GENERATED_SOURCE
+
+    info = client.get("/model").json()
+    assert info["bundle"] == model.path.name == "best_emotion_model.pkl"
+    assert info["trained_on_generated_speech"] is False  # the fixture's bundles record no data source
+    demo = _Proxy(model, metadata={**model.metadata, "data_source": GENERATED_SOURCE})
+    with TestClient(create_app(demo, settings=make_settings(drift=False))) as c:
+        info = c.get("/model").json()
+    assert info["trained_on_generated_speech"] is True and info["bundle"] == model.path.name
+
+
+def test_metrics_export_the_class_count_and_resolve_studio_snr(client, model):
+    """``vibe_check_model_classes`` lets the confidence-collapse alert compare with chance; the SNR
+    histogram resolves studio clips (83-94 dB) instead of piling them into its top bucket."""
+    import bisect
+
+    from vibe_check.serving._metrics import SNR_BUCKETS
+
+    samples = metric_samples(client)
+    assert sample(samples, "vibe_check_model_classes") == len(model.classes_) == 8
+    bounds = sorted(float(dict(lab)["le"]) for (n, lab), _ in samples.items() if n == "vibe_check_input_snr_db_bucket")
+    assert bounds[-1] == float("inf") and bounds[-2] >= 120
+    buckets = [bisect.bisect_left(SNR_BUCKETS, db) for db in (83, 88, 94)]
+    assert max(buckets) < len(SNR_BUCKETS) and len(set(buckets)) == 3, "studio SNRs must land in distinct, finite buckets"
+
+
 def test_metrics_endpoint_content_type(client):
     r = client.get("/metrics")
     assert r.status_code == 200

@@ -71,20 +71,69 @@ def test_page_and_assets_are_served_offline_ready(tmp_path):
     assert f"^{pattern}$" == SPEAKER_ID_PATTERN
     assert client.get("/static/missing.js").status_code == 404
     assert client.get("/static/%2e%2e/_app.py").status_code == 404  # no escape from static/
+    # The footer's API page (/docs) loads Swagger UI from a CDN; the schema itself is served offline.
+    assert 'href="openapi.json"' in page.text and client.get("/openapi.json").status_code == 200
+    # The file inputs are driven by the visible buttons: hidden from assistive technology as well.
+    for input_id in ("file-input", "reference-input"):
+        tag = re.search(rf'<input[^>]*id="{input_id}"[^>]*>', page.text, flags=re.S).group(0)
+        assert 'aria-hidden="true"' in tag and 'tabindex="-1"' in tag, tag
+    # `hidden` wins over the author rules that set a display (`.button { display: inline-flex }`).
+    css = (STATIC_DIR / "app.css").read_text(encoding="utf-8")
+    assert re.search(r"\[hidden\]\s*\{\s*display:\s*none\s*!important", css)
+
+
+#: Every file type the page's file inputs accept, written by libsndfile: the service must decode each.
+ACCEPTED_FORMATS = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16"), ".ogg": ("OGG", "VORBIS"),
+                    ".oga": ("OGG", "VORBIS"), ".opus": ("OGG", "OPUS"), ".mp3": ("MP3", "MPEG_LAYER_III"),
+                    ".aif": ("AIFF", "PCM_16"), ".aiff": ("AIFF", "PCM_16")}
+
+
+def test_the_file_inputs_accept_what_the_service_decodes(tmp_path):
+    """The accept lists, the hint and the error advice name the same formats, and each decodes
+    (no .m4a or .webm, which libsndfile cannot read, and no audio/* that would offer them)."""
+    import soundfile as sf
+
+    from vibe_check.audio import load_audio
+
+    html = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
+    script = (STATIC_DIR / "app.js").read_text(encoding="utf-8")
+    accepts = re.findall(r'<input type="file"[^>]*\saccept="([^"]+)"', html, flags=re.S)
+    assert len(accepts) == 2 and accepts[0] == accepts[1]
+    entries = accepts[0].split(",")
+    assert "audio/*" not in entries
+    extensions = [e for e in entries if e.startswith(".")]
+    assert set(extensions) <= set(ACCEPTED_FORMATS), set(extensions) - set(ACCEPTED_FORMATS)
+    for ext in (".m4a", ".webm", ".mp4", ".aac"):
+        assert ext not in entries
+    y = synthesize_utterance("happy", speaker=1, seed=3)
+    for ext in extensions:
+        fmt, subtype = ACCEPTED_FORMATS[ext]
+        path = tmp_path / f"clip{ext}"
+        sf.write(path, y, SR, format=fmt, subtype=subtype)
+        assert load_audio(path).size > SR, ext
+    formats = re.search(r'var FORMATS = "([^"]+)"', script).group(1)
+    hint = re.search(r'<p id="upload-hint"[^>]*>([^<]+)</p>', html).group(1)
+    assert hint.startswith(formats)
+    for name in ("WAV", "FLAC", "OGG", "MP3", "AIFF"):
+        assert name in formats, name
+        assert any(ACCEPTED_FORMATS[e][0] == name for e in extensions), name
 
 
 # -- browser fixtures ------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def bundle(synthetic_corpus, tmp_path_factory) -> Path:
-    """A logistic-regression bundle trained on the shared generated corpus: the cheapest real model."""
+    """A logistic-regression bundle trained on the shared generated corpus: the cheapest real model.
+    It records that it was trained on generated speech, as the demo's bundles do."""
+    from vibe_check.data import GENERATED_SOURCE
     from vibe_check.features import build_manifest
     from vibe_check.training import EmotionTrainer
 
     root = tmp_path_factory.mktemp("web_model")
     manifest = build_manifest(synthetic_corpus, root / "manifest.parquet", progress=False)
     trainer = EmotionTrainer(n_splits=3, random_state=0, models=("logreg",)).fit(manifest)
-    return Path(trainer.save_bundles(root / "models", formats=("pkl",), command="pytest web page")["best"])
+    return Path(trainer.save_bundles(root / "models", formats=("pkl",), command="pytest web page",
+                                     data_source=GENERATED_SOURCE)["best"])
 
 
 @pytest.fixture(scope="module")
@@ -224,6 +273,14 @@ def screenshot(driver, tmp_path: Path, name: str, *, full_page: bool = False) ->
     return path
 
 
+def shown_while_hidden(driver) -> list[str]:
+    """Elements with the ``hidden`` attribute that the CSS shows anyway (a ``display`` rule wins over the UA's)."""
+    return driver.execute_script("""
+        return [...document.querySelectorAll('[hidden]')].filter(e => getComputedStyle(e).display !== 'none')
+               .map(e => e.id || e.className || e.tagName);
+    """)
+
+
 def no_trace(driver) -> None:
     source = driver.page_source
     assert "Traceback" not in source and 'File "' not in source
@@ -280,6 +337,7 @@ def test_model_panel_shows_the_bundle(page, server):
     info = json.loads(page.execute_script("return fetch('model').then(r => r.text())"))
     assert [li.text for li in page.find_elements("css selector", "#model-classes li")] == info["classes"]
     assert page.find_element("id", "model-name").text == info["name"]
+    assert page.find_element("id", "model-bundle").text == info["bundle"] == server["model"].path.name
     assert page.find_element("id", "model-hash").text == info["feature_hash"]
     assert page.find_element("id", "model-task").text == info["task"]
     metrics = page.find_element("id", "model-metrics").text
@@ -287,7 +345,14 @@ def test_model_panel_shows_the_bundle(page, server):
     assert f"Macro-F1 {f1['mean']:.3f} ± {f1['std']:.3f}" in metrics
     assert "UAR" in metrics and "Accuracy" in metrics
     assert info["created_at"][:10] in page.find_element("id", "model-created").text
-    assert f"{MAX_SECONDS:g} s" in page.find_element("id", "upload-hint").text
+    hint = page.find_element("id", "upload-hint").text
+    assert f"{MAX_SECONDS:g} s" in hint
+    assert f"up to {MAX_BYTES / 2**20:g} MiB" in hint and " MB" not in hint, hint  # the limit is 10 MiB, not 10 MB
+    # The fixture's bundle was trained on generated speech: the panel says what that means.
+    assert info["trained_on_generated_speech"] is True
+    caveat = page.find_element("id", "model-caveat")
+    assert caveat.is_displayed() and "generated speech" in caveat.text
+    assert shown_while_hidden(page) == []
 
 
 @browser_test
@@ -333,6 +398,29 @@ def test_prediction_is_shown_when_the_model_cannot_explain(page, clips):
     assert note.is_displayed() and "cannot explain" in note.text
     assert not page.find_elements("css selector", "#reasons > li")
     assert not page.find_element("id", "error").is_displayed()
+
+
+@browser_test
+def test_a_server_error_with_explain_is_shown_not_retried_without(page, clips):
+    """A failed explanation comes back as a 200 with ``explanation_error``; a 500 is the request's own
+    failure: the page shows it and does not post the clip a second time without ``explain``."""
+    page.execute_script("""
+        const original = window.fetch;
+        window.predictPosts = [];
+        window.fetch = (url, options) => {
+          if (!String(url).startsWith('predict')) return original(url, options);
+          window.predictPosts.push(String(url));
+          return Promise.resolve(new Response(JSON.stringify({error: {type: 'InternalServerError',
+              message: 'unexpected RuntimeError while handling the request; it has been logged'}}),
+            {status: 500, headers: {'content-type': 'application/json'}}));
+        };
+    """)
+    assert page.find_element("id", "explain-toggle").is_selected()
+    assert upload(page, clips["sad"]) == "error"
+    assert page.execute_script("return window.predictPosts") == ["predict?explain=true"]
+    assert page.find_element("id", "error-title").text == "Something went wrong"
+    assert "RuntimeError" in page.find_element("id", "error-message").text
+    assert not page.find_element("id", "result").is_displayed()
 
 
 @browser_test
@@ -489,6 +577,22 @@ def test_a_speaker_model_asks_for_reference_clips_then_classifies_relative_to_th
     wait_for(browser, lambda d: d.find_element("id", "speaker-panel").is_displayed(), "the speaker panel")
     assert f"at least {need} clips" in browser.find_element("id", "speaker-hint").text
     status = lambda: browser.find_element("id", "speaker-status").text  # noqa: E731
+    forget = browser.find_element("id", "speaker-forget")
+    # No speaker yet: nothing to forget, and the button is not shown (nor anything else marked hidden).
+    assert not forget.is_displayed() and shown_while_hidden(browser) == []
+    assert not browser.find_element("id", "model-caveat").is_displayed()  # a bundle without a generated-speech record
+    # Even when clicked from a script, it sends nothing without a speaker name.
+    browser.execute_script("""
+        const original = window.fetch;
+        window.speakerRequests = [];
+        window.fetch = (url, options) => {
+          if (String(url).startsWith('speakers')) window.speakerRequests.push((options && options.method || 'GET') + ' ' + url);
+          return original(url, options);
+        };
+        document.getElementById('speaker-forget').click();
+    """)
+    assert status() == "Name the speaker first."
+    assert browser.execute_script("return window.speakerRequests") == []
 
     # No speaker named yet: the page says what to do and sends nothing.
     assert upload(browser, clips["angry"]) == "error"
@@ -498,10 +602,12 @@ def test_a_speaker_model_asks_for_reference_clips_then_classifies_relative_to_th
     name = browser.find_element("id", "speaker-id")
     name.send_keys("alex\t")  # the change event looks the speaker up
     wait_for(browser, lambda d: "No reference clips of alex yet" in status(), "the unknown-speaker status")
+    assert not forget.is_displayed(), "a speaker without references has nothing to forget"
 
     # Too few references (one of the files is not audio: reported by name, the others are kept).
     browser.find_element("id", "reference-input").send_keys("\n".join(map(str, refs[: need - 1] + [clips["not_audio"]])))
     wait_for(browser, lambda d: f"{need - 1} reference clip(s) of alex stored; {need} needed" in status(), "the reference count")
+    assert forget.is_displayed(), "once references are stored they can be forgotten"
     errors = browser.find_element("id", "reference-errors").text
     assert "notes.txt" in errors and "ref-0.wav" not in errors
     assert upload(browser, clips["angry"]) == "error"  # the service refuses: 422 with the count
@@ -519,10 +625,14 @@ def test_a_speaker_model_asks_for_reference_clips_then_classifies_relative_to_th
     assert "relative to alex" in browser.find_element("id", "status").text
     screenshot(browser, tmp_path, "speaker-mode.png", full_page=True)
 
-    browser.find_element("id", "speaker-forget").click()
+    forget.click()
     wait_for(browser, lambda d: "Forgot the reference clips of alex" in status(), "the forget status")
+    assert not forget.is_displayed() and shown_while_hidden(browser) == []
+    assert browser.execute_script("return window.speakerRequests").count("DELETE speakers/alex") == 1
     assert upload(browser, clips["angry"]) == "error"
     assert browser.find_element("id", "error-title").text == "No reference clips for this speaker"
+    message = browser.find_element("id", "error-message").text
+    assert "alex" in message and "POST" not in message and "/speakers/" not in message, "the page's terms, not the API's"
 
     name.clear()
     name.send_keys("not a name\t")

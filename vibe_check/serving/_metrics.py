@@ -23,11 +23,13 @@ PREFIX = "vibe_check"
 STAGES = ("decode", "features", "model", "explain", "end_to_end")
 #: 5 ms .. 10 s: decoding a short clip takes milliseconds, SHAP explanations can take seconds.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 7.5, 10.0)
-#: Confidence is a top-class probability: 1/n_classes .. 1, finer where decisions are made.
-CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.99, 1.0)
-#: Input level of a request in dBFS and its estimated SNR in dB.
+#: Confidence is a top-class probability: 1/n_classes .. 1, finer where decisions are made (and
+#: around the confidence-collapse thresholds, 0.2 + 0.8/n_classes: 0.3 for 8 classes, 0.47 for 3).
+CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.99, 1.0)
+#: Input level of a request in dBFS and its estimated SNR in dB. Studio clips (RAVDESS) read 83-94 dB
+#: of SNR, so the buckets go on to 120 dB: a quantile of clean inputs is not pinned at the top bucket.
 LEVEL_BUCKETS = (-80.0, -70.0, -60.0, -50.0, -45.0, -40.0, -35.0, -30.0, -25.0, -20.0, -15.0, -10.0, -5.0, 0.0)
-SNR_BUCKETS = (0.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0, 35.0, 40.0, 50.0, 60.0, 80.0)
+SNR_BUCKETS = (0.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0, 35.0, 40.0, 50.0, 60.0, 70.0, 80.0, 85.0, 90.0, 95.0, 100.0, 110.0, 120.0)
 #: Feature groups of the extractor: drift and SHAP series exist for each from the start.
 FEATURE_GROUPS = tuple(_EXTRACTOR_GROUPS)
 
@@ -62,6 +64,9 @@ class ServiceMetrics:
         ``vibe_check_worker_slots``: ``workers + queue_size``, beyond which requests get 503.
     model_info : Gauge
         ``vibe_check_model_info{model, task, feature_hash, version}``, value 1 while the model serves.
+    model_classes : Gauge
+        ``vibe_check_model_classes``: the number of classes of the model in service, so rules can
+        compare confidence with chance (1/n_classes): the confidence-collapse alert does.
     speakers : Gauge
         ``vibe_check_speakers``: speakers with reference clips in memory (speaker-normalised models).
     """
@@ -89,6 +94,9 @@ class ServiceMetrics:
         self.pool_capacity = Gauge(f"{PREFIX}_worker_slots", "Predictions the worker pool admits at once (workers + queue).", registry=r)
         self.model_info = Gauge(f"{PREFIX}_model_info", "The model in service (value 1).",
                                 ["model", "task", "feature_hash", "version"], registry=r)
+        self.model_classes = Gauge(f"{PREFIX}_model_classes", "Number of classes of the model in service "
+                                   "(chance confidence is 1/n).", registry=r)
+        self.model_classes.set(float("nan"))  # no model yet
         # Production monitoring (filled by serving._drift.DriftMonitor; bounded labels: fixed groups,
         # the model's classes, a fixed list of top features).
         self.drift_psi = Gauge(f"{PREFIX}_feature_drift_psi", "Mean PSI of the group's features: recent requests vs training "
@@ -136,11 +144,13 @@ class ServiceMetrics:
         """Create the series of every known emotion and stage at zero, so rates and dashboards
         show 0 rather than "no data" before the first occurrence; and each class's share of the
         training clips (``class_counts``, from the bundle; NaN where unknown), whether or not
-        drift is monitored."""
+        drift is monitored; and the number of classes (``vibe_check_model_classes``)."""
+        classes = [str(c) for c in classes]
         for c in classes:
-            self.predictions.labels(emotion=str(c))
+            self.predictions.labels(emotion=c)
         for stage in STAGES:
             self.latency.labels(stage=stage)
+        self.model_classes.set(len(classes) if classes else float("nan"))
         counts = {str(k): float(v) for k, v in (class_counts or {}).items()}
         total = sum(counts.values())
         for c in classes:

@@ -59,14 +59,20 @@ def model_summary(model) -> dict:
     """What ``GET /model`` shows: identity, classes, feature definition, CV metrics and versions.
 
     Built on the model's own ``info()``, without the bundle's file-system path (clients need
-    not know the server's layout).
+    not know the server's layout): ``bundle`` is the file's name only. ``trained_on_generated_speech``
+    is true for a bundle trained on :mod:`vibe_check.data`'s generated speech (the demo's), whose
+    predictions on real recordings mean little; the web page says so.
     """
+    from ..data import GENERATED_SOURCE
+
     meta = dict(getattr(model, "metadata", {}) or {})
     summary = dict(model.info()) if hasattr(model, "info") else {
         "name": getattr(model, "name", None), "task": meta.get("task"), "classes": meta.get("classes"),
         "feature_hash": meta.get("feature_hash"), "versions": meta.get("versions"), "created_at": meta.get("created_at"),
     }
-    summary.pop("path", None)
+    path = summary.pop("path", None) or getattr(model, "path", None)
+    summary["bundle"] = Path(path).name if path else None
+    summary["trained_on_generated_speech"] = meta.get("data_source") == GENERATED_SOURCE
     summary["n_training_files"] = (meta.get("data_summary") or {}).get("n_files")
     summary["explainable"] = hasattr(model, "explain_rows")
     if getattr(model, "speaker_normalized", False):  # what a client must send before ?speaker=

@@ -8,6 +8,9 @@
 (function () {
   var TARGET_RATE = 16000;
   var DEFAULT_LIMITS = { max_upload_bytes: 10 * 1024 * 1024, max_audio_seconds: 30 };
+  /** What the service decodes (libsndfile: vibe_check.audio.load_audio); the file inputs' accept lists say the same. */
+  var FORMATS = "WAV, FLAC, OGG, MP3 or AIFF";
+  var MIB = 1024 * 1024;
   var METRIC_LABELS = [["macro_f1", "Macro-F1"], ["uar", "UAR (balanced accuracy)"], ["accuracy", "Accuracy"]];
   var ERROR_TITLES = {
     UploadTooLargeError: "This file is too large",
@@ -29,9 +32,9 @@
   function addReferencesAdvice() { return "Add reference clips of the speaker in \u201cThe speaker\u201d panel, then try again."; }
   /** What to do about each error, in a sentence; the service's own message follows as the detail. */
   var ERROR_ADVICE = {
-    UploadTooLargeError: function (l) { return "Send a shorter or compressed clip of at most " + formatMB(l.max_upload_bytes) + "."; },
-    UnsupportedMediaTypeError: function () { return "Choose an audio file such as WAV, FLAC or OGG."; },
-    AudioDecodeError: function () { return "Choose an audio file such as WAV, FLAC, OGG or MP3."; },
+    UploadTooLargeError: function (l) { return "Send a shorter or compressed clip of at most " + formatMiB(l.max_upload_bytes) + "."; },
+    UnsupportedMediaTypeError: function () { return "Choose an audio file: " + FORMATS + "."; },
+    AudioDecodeError: function () { return "Choose an audio file: " + FORMATS + "."; },
     EmptyAudioError: function () { return "The file holds no sound: record or choose another clip."; },
     NoSpeechError: function () { return "The clip seems silent or too quiet: speak closer to the microphone, or choose another clip."; },
     AudioTooLongError: function (l) { return "Send one utterance of at most " + l.max_audio_seconds + " s."; },
@@ -59,7 +62,8 @@
 
   function show(node, visible) { node.hidden = !visible; }
 
-  function formatMB(bytes) { return (bytes / (1024 * 1024)).toFixed(bytes < 1024 * 1024 ? 2 : 1) + " MB"; }
+  /** Sizes in MiB (1024 x 1024 bytes), the unit of `vibe-check serve --max-upload-mb`: "10 MiB", "0.25 MiB". */
+  function formatMiB(bytes) { return String(parseFloat((bytes / MIB).toFixed(bytes < MIB ? 2 : 1))) + " MiB"; }
 
   function formatNumber(x, digits) {
     if (typeof x !== "number" || !isFinite(x)) return "?";
@@ -130,6 +134,7 @@
   }
 
   function renderModel(info) {
+    $("model-bundle").textContent = info.bundle || "unknown";
     $("model-name").textContent = info.name || "unknown";
     var type = info.model_label || info.model_type || "unknown";
     if (info.model_label && info.model_type) type += " (" + info.model_type + ")";
@@ -167,13 +172,18 @@
 
     state.limits = Object.assign({}, DEFAULT_LIMITS, info.limits || {});
     state.explainable = info.explainable !== false;
-    $("upload-hint").textContent = "WAV, FLAC or OGG of one utterance, up to " + formatMB(state.limits.max_upload_bytes) +
+    $("upload-hint").textContent = FORMATS + " of one utterance, up to " + formatMiB(state.limits.max_upload_bytes) +
       " and " + state.limits.max_audio_seconds + " s.";
     if (!state.explainable) {
       $("explain-toggle").checked = false;
       $("explain-toggle").disabled = true;
       $("explain-toggle").nextElementSibling.textContent = "Explain the prediction (not available for this model yet)";
     }
+    $("model-caveat").textContent = info.trained_on_generated_speech
+      ? "This model was trained by the demo on generated speech: it shows that the pipeline works, not how real voices " +
+        "sound, so its predictions on real recordings mean little, however confident they look."
+      : "";
+    show($("model-caveat"), Boolean(info.trained_on_generated_speech));
     if (info.speaker_normalized) enableSpeakerPanel(info.min_reference_clips);
     $("model-status").textContent = "";
     show($("model-status"), false);
@@ -328,14 +338,25 @@
       return [r, r.explanation_error ? "The explanation failed (" + r.explanation_error + "), so only the prediction is shown."
         : "The service returned no explanation for this clip."];
     }, function (err) {
-      if (err.status === 501 || err.status === 500) {  // no explain method, or the explanation itself failed
-        var note = err.status === 501 ? "This model cannot explain its predictions yet, so only the prediction is shown."
-          : "The explanation failed (" + err.message + "), so only the prediction is shown.";
-        if (err.status === 501) state.explainable = false;
-        return post(blob, name, false).then(function (r) { return [r, note]; });
+      // 501: this model has no explain method; ask again without. Any other error (a failed explanation
+      // comes back as a 200 with explanation_error, handled above) is the request's own and is shown as is.
+      if (err.status === 501) {
+        state.explainable = false;
+        return post(blob, name, false).then(function (r) {
+          return [r, "This model cannot explain its predictions yet, so only the prediction is shown."];
+        });
       }
       throw err;
     });
+  }
+
+  /** The service's message, or for the speaker flow one in the page's terms (the service's speaks of its API). */
+  function pageMessage(err) {
+    if (state.speakerMode && err.type === "UnknownSpeakerError") {
+      return "No reference clips of " + speakerId() + " are stored: none were added yet, they were forgotten, or the service " +
+        "has restarted since.";
+    }
+    return err.message;
   }
 
   function setBusy(busy) {
@@ -349,8 +370,10 @@
     if (state.busy) return;
     clearError();
     if (blob.size > state.limits.max_upload_bytes) {
-      showError("UploadTooLargeError", name + " is " + formatMB(blob.size) + "; this service accepts up to " +
-                formatMB(state.limits.max_upload_bytes) + " per clip. Send a shorter or compressed clip.", 413);
+      var size = formatMiB(blob.size), limit = formatMiB(state.limits.max_upload_bytes);
+      if (size === limit) { size = blob.size + " bytes"; limit = state.limits.max_upload_bytes + " bytes"; }
+      showError("UploadTooLargeError", name + " is " + size + "; this service accepts up to " + limit +
+                " per clip. Send a shorter or compressed clip.", 413);
       show($("result"), false);
       return;
     }
@@ -374,7 +397,7 @@
       renderResult(pair[0], { name: name, blob: blob }, pair[1]);
     }, function (err) {
       show($("result"), false);
-      showError(err.type, err.message, err.status);
+      showError(err.type, pageMessage(err), err.status);
     }).then(function () { setBusy(false); });
   }
 
@@ -590,7 +613,7 @@
       if (i >= limit) {
         refused.push({ filename: file.name, message: "not sent: at most " + limit + " files at once" });
       } else if (file.size > state.limits.max_upload_bytes) {
-        refused.push({ filename: file.name, message: "not sent: larger than " + formatMB(state.limits.max_upload_bytes) });
+        refused.push({ filename: file.name, message: "not sent: larger than " + formatMiB(state.limits.max_upload_bytes) });
       } else {
         form.append("files", file, file.name);
         count++;
@@ -611,12 +634,16 @@
   }
 
   function forgetSpeaker() {
-    var id = speakerId();
+    var id = validSpeakerId();
+    if (!id) { show($("speaker-forget"), false); return; }  // no speaker named: nothing to forget, nothing to send
+    renderReferenceErrors([]);
     fetchJSON(speakerUrl(id), { method: "DELETE" }).then(function () {
       setSpeakerStatus("Forgot the reference clips of " + id + ".");
-    }, function (err) { setSpeakerStatus(err.message); });
-    show($("speaker-forget"), false);
-    renderReferenceErrors([]);
+      show($("speaker-forget"), false);
+    }, function (err) {
+      setSpeakerStatus(err.status === 404 ? "No reference clips of " + id + " are stored: nothing to forget." : err.message);
+      if (err.status === 404) show($("speaker-forget"), false);
+    });
   }
 
   function enableSpeakerPanel(minReferences) {
