@@ -381,7 +381,7 @@ def test_cli_train_with_augmentation_robustness_and_report(synthetic_corpus, tmp
     assert code == 0, captured.err
     assert "45 augmented training copies: noise" in captured.out
     assert "robustness" in captured.out and "telephone" in captured.out
-    html = (tmp_path / "out" / "report.html").read_text()
+    html = (tmp_path / "out" / "report_emotion.html").read_text()  # named by task and mode, like the bundles
     assert 'id="robustness"' in html and "white 20 dB" in html
     assert "nuisance weight" in html and "held-out log-loss per weight" in html  # the LDA's inner-fold choices
     assert (tmp_path / "out" / "robustness_emotion.csv").exists()

@@ -101,7 +101,8 @@ def test_dashboard_is_an_importable_grafana_dashboard():
         assert set(p["gridPos"]) == {"x", "y", "w", "h"} and p["gridPos"]["x"] + p["gridPos"]["w"] <= 24
     titles = " | ".join(p["title"].lower() for p in all_panels(d))
     for wanted in ("request rate", "error rate", "latency p50", "latency p95", "latency p99", "confidence distribution",
-                   "predictions by emotion", "audio processed", "in flight", "model in service"):
+                   "predictions by emotion", "audio processed", "in flight", "model in service",
+                   "top features by mean |shap|"):
         assert wanted in titles, wanted
     assert any(p["type"] == "heatmap" for p in all_panels(d))
 
@@ -116,6 +117,7 @@ def test_dashboard_queries_use_only_exported_metrics():
     metrics.item_errors.labels(endpoint="/predict/batch", error_type="AudioDecodeError")
     metrics.set_model(model="m", task="emotion", feature_hash="h", version="v")
     metrics.init_labels(["angry"])  # creates the per-stage histogram series
+    metrics.shap_feature_mean_abs.labels(feature="f0_mean")  # top features are known once SHAP has run
     exported = {s.name for fam in metrics.registry.collect() for s in fam.samples}
     d = load_dashboard()
     queries = dashboard_queries(d)

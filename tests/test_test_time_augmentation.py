@@ -8,6 +8,7 @@ import pytest
 
 from vibe_check.cli import main
 from vibe_check.data import speed_perturb
+from vibe_check.explain import model_explainer
 from vibe_check.exceptions import BundleError
 from vibe_check.models import CustomEmotionModel
 from vibe_check.training import EmotionTrainer, evaluate_test_time_augmentation
@@ -148,10 +149,16 @@ def test_clip_rows_and_clip_proba_are_the_stages_of_a_prediction(tta_bundle, tra
     np.testing.assert_allclose(model.clip_proba(rows), model.predict_proba([path])[0], atol=1e-12)
     plain = CustomEmotionModel(bundle)
     assert plain.clip_rows(y)[0].shape == (1, len(model.feature_names))
-    # The explanation is of the model's own answer (over the copies), not of the clip's row alone.
+    # The explanation is of the model's own answer over the clip and its speed copies: for this
+    # LDA (a softmax of logits) its SHAP values add up to that answer exactly, not to the clip's
+    # row alone (which the copies move here: they are real speed copies, unlike the training ones).
     explained, result = model.explain(path, top_k=2), model.predict_emotion_from_file(path)
     assert explained["predicted"] == result["emotion"]
     assert explained["probability"] == pytest.approx(result["confidence"], abs=1e-9)
+    assert explained["output"] == pytest.approx(explained["probability"], abs=1e-9)
+    assert explained["rows"] == 3 and not explained["approximate"] and "speed copies (0.9x, 1.1x)" in explained["explains"]
+    alone = plain.explain(path, top_k=2)  # the clip's row alone: another answer, another explanation
+    assert abs(alone["probabilities"][result["emotion"]] - explained["probability"]) > 1e-6
 
 
 def test_the_service_can_classify_with_speed_copies(tta_bundle, trained_models, ready_client):
@@ -188,3 +195,29 @@ def test_the_service_can_classify_with_speed_copies(tta_bundle, trained_models, 
 
     args = build_parser(["serve"]).parse_args(["serve", "--model", str(bundle), "--test-time-augmentation"])
     assert settings_from_args(args).test_time_augmentation is True
+
+
+@pytest.mark.parametrize("name", ["lda", "logreg", "hist_gb", "random_forest", "ensemble"])
+def test_the_explanation_explains_the_answer_over_the_speed_copies(trained_models, name):
+    """The service's ``?explain=true`` and ``model.explain`` with test-time augmentation: the SHAP
+    values explain the answer returned (exactly for softmax models), and say what they explain."""
+    model = CustomEmotionModel(trained_models["paths"][name])
+    model.test_time_speeds = (0.85, 0.9, 1.1, 1.15)  # as a bundle trained with speed copies would have
+    path = trained_models["manifest"]["path"].iloc[3]
+    rows, info = model.clip_rows(model.decode(path))
+    proba = model.clip_proba(rows)
+    out = model.explain_rows(rows, info, top_k=3, proba=proba)
+    k = int(np.argmax(proba))
+    assert out["predicted"] == model.classes_[k] and out["probability"] == pytest.approx(proba[k], abs=1e-12)
+    total = out["base_value"] + sum(i["contribution"] for i in out["towards"] + out["away"]) + out["rest"]
+    assert total == pytest.approx(out["output"], abs=1e-9)
+    row_p = model.predict_proba_features(rows)
+    if name in ("lda", "logreg", "hist_gb"):  # softmax of the mean logits: exact
+        assert out["output"] == pytest.approx(out["probability"], abs=1e-9) and not out["approximate"]
+    else:  # the mean of the rows' probabilities, said to be an approximation
+        assert out["output"] == pytest.approx(row_p[:, k].mean(), abs=1e-9)
+        assert out["approximate"] and "approximation" in out["explains"] and "approximation" in out["summary"]
+    assert out["rows"] == 5 and "the clip and its 4 speed copies (0.85x, 0.9x, 1.1x, 1.15x)" in out["explains"]
+    # The explainer alone, given the rows, makes the same answer as the model.
+    again = model_explainer(model).explain(rows, top_k=3)
+    assert again["probability"] == pytest.approx(out["probability"], abs=1e-12) and again["output"] == pytest.approx(out["output"])

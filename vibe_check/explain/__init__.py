@@ -5,12 +5,13 @@ Global (per model, on held-out clips of the trainer's speaker-independent folds)
 (SHAP + per-class and per-group aggregates + impurity and permutation importance),
 :func:`permutation_importance`.
 
-Local (per prediction): :class:`Explainer` (build once per bundle, explain many clips),
-:func:`explain_instance`, :func:`explain_audio` (what ``CustomEmotionModel.explain`` calls) and
-:func:`explain_rows` (the same for a clip already extracted).
+Local (per prediction): :class:`Explainer` (build once per bundle, explain many clips; a clip
+is one row, or its row and its test-time speed copies' rows, explained as the one answer they
+make), :func:`explain_instance`, :func:`explain_audio` (what ``CustomEmotionModel.explain``
+calls) and :func:`explain_rows` (the same for a clip already extracted).
 
-Reports: :func:`write_report` (one self-contained HTML file per training run) and the
-``plot_*`` figures.
+Reports: :func:`write_report` (one self-contained HTML file per training run, named by task and
+mode: ``report_emotion.html``) and the ``plot_*`` figures.
 
 Examples
 --------

@@ -38,6 +38,12 @@ SCORINGS = ("log_loss", "macro_f1", "accuracy")
 _MAX_STACKED_ROWS = 20_000  # rows per batched predict_proba call (about 150 MB at 942 features)
 
 
+def _check_sample_size(sample_size: int | None, what: str = "sample_size") -> None:
+    if sample_size is not None and (isinstance(sample_size, bool) or int(sample_size) != sample_size or sample_size < 1):
+        raise ValueError(f"{what} must be a whole number of held-out clips of at least 1 (or None for all of "
+                         f"them), got {sample_size!r}")
+
+
 def _feature_groups(trainer) -> dict[str, str]:
     from ..features import FeatureConfig, describe_features
 
@@ -51,7 +57,8 @@ def explain_model(trainer: EmotionTrainer, name: str, *, sample_size: int | None
 
     Each used fold's model (refit on that fold's training side) explains up to
     ``sample_size / n_folds`` of that fold's test clips; the explainer's background is a sample of
-    the fold's training rows. Base values therefore differ slightly between folds.
+    the fold's original (not augmented) training clips, as in the bundles. Base values therefore
+    differ slightly between folds.
 
     Parameters
     ----------
@@ -59,7 +66,7 @@ def explain_model(trainer: EmotionTrainer, name: str, *, sample_size: int | None
     name : str
         A key of ``trainer.estimators_``.
     sample_size : int or None
-        Held-out rows explained in total (all test rows of the used folds when None).
+        Held-out rows explained in total, at least 1 (all test rows of the used folds when None).
     max_folds : int or None
         Folds used (the first ones).
     output : {"native", "probability"}
@@ -78,15 +85,22 @@ def explain_model(trainer: EmotionTrainer, name: str, *, sample_size: int | None
     >>> res = explain_model(trainer, "random_forest", sample_size=100)  # doctest: +SKIP
     >>> res.mean_abs().head(10)  # doctest: +SKIP
     """
+    _check_sample_size(sample_size)
     fm = fold_models or FoldModels(trainer, max_folds=max_folds)
     refit_before = sum(fm.refit_seconds.values())
     K = len(trainer.classes_)
+    originals = getattr(fm.trainer, "_originals_train", None)
     rng = np.random.default_rng(random_state)
     values, base, rows, folds = [], [], [], []
     seconds, method, space = 0.0, "", ""
     for fold, idx in fm.split_sample(sample_size, random_state=random_state).items():
         model = fm.model(name, fold)
         tr = fm.train_index(fold)
+        if originals is not None:
+            # Real clips only, like a bundle's background: with the default augmentation 7 of 8
+            # training rows are noisy, telephone or speed copies, and a linear model's SHAP values
+            # are measured from the background's mean.
+            tr = tr[originals[tr]]
         background = fm.X[np.sort(rng.choice(tr, size=min(100, tr.size), replace=False))]
         t0 = time.perf_counter()
         ps = PipelineShap(model, n_classes=K, background=background, output=output)
@@ -126,7 +140,8 @@ class PermutationResult:
     feature group, permuted jointly) is shuffled across clips.
 
     ``table`` has one row per feature or group with ``importance`` (mean loss of score over folds
-    and repeats; positive = the model relies on it) and ``std``, sorted descending.
+    and repeats; positive = the model relies on it) and ``std``, sorted descending. ``rows`` are
+    the scored clips' row numbers in the trainer's training matrix (held-out clips of ``folds``).
     """
 
     model: str
@@ -139,6 +154,7 @@ class PermutationResult:
     folds: list[int]
     seconds: float
     refit_seconds: float = 0.0
+    rows: np.ndarray | None = None
 
 
 def _proba(model, X: np.ndarray, n_classes: int) -> np.ndarray:
@@ -207,7 +223,7 @@ def permutation_importance(trainer: EmotionTrainer, name: str, *, by: str = "fea
     n_repeats : int
         Shuffles per feature and fold.
     sample_size : int or None
-        Held-out rows in total, shared among the folds.
+        Held-out rows in total, shared among the folds (at least 1; all when None).
     max_folds : int or None
     scoring : {"log_loss", "macro_f1", "accuracy"}
         ``log_loss``: the importance is the rise in mean log loss (nats).
@@ -225,6 +241,7 @@ def permutation_importance(trainer: EmotionTrainer, name: str, *, by: str = "fea
         raise ValueError(f"unknown scoring {scoring!r}; choose from {SCORINGS}")
     if by not in ("feature", "group"):
         raise ValueError("by must be 'feature' or 'group'")
+    _check_sample_size(sample_size)
     fm = fold_models or FoldModels(trainer, max_folds=max_folds)
     refit_before = sum(fm.refit_seconds.values())
     names = list(trainer.feature_names_in_)
@@ -247,7 +264,8 @@ def permutation_importance(trainer: EmotionTrainer, name: str, *, by: str = "fea
     return PermutationResult(model=name, by=by, scoring=scoring, table=table, baseline=float(np.mean(baselines)),
                              n_repeats=n_repeats, n_rows=int(sum(len(i) for i in samples.values())),
                              folds=list(samples), seconds=time.perf_counter() - t0,
-                             refit_seconds=sum(fm.refit_seconds.values()) - refit_before)
+                             refit_seconds=sum(fm.refit_seconds.values()) - refit_before,
+                             rows=np.concatenate(list(samples.values())))
 
 
 @dataclass
@@ -299,7 +317,8 @@ def explain_global(trainer: EmotionTrainer, models: Sequence[str] | None = None,
     permutation : bool
         Compute permutation importance (per feature group and per feature).
     permutation_features : int or None
-        Permute only this many features, the top ones by mean |SHAP| (all when None).
+        Permute only this many features, the top ones by mean |SHAP| (all when None; 0 permutes
+        feature groups only).
     n_repeats, permutation_sample, scoring
         See :func:`permutation_importance`.
 
@@ -308,6 +327,11 @@ def explain_global(trainer: EmotionTrainer, models: Sequence[str] | None = None,
     >>> result = explain_global(trainer, ["logreg"], sample_size=100)  # doctest: +SKIP
     >>> result["logreg"].groups  # doctest: +SKIP
     """
+    _check_sample_size(sample_size)
+    if permutation:
+        _check_sample_size(permutation_sample, "permutation_sample")
+    if permutation_features is not None and permutation_features < 0:
+        raise ValueError(f"permutation_features must be >= 0 (or None for all), got {permutation_features}")
     fm = FoldModels(trainer, max_folds=max_folds)
     groups = _feature_groups(trainer)
     out = {}
@@ -320,10 +344,13 @@ def explain_global(trainer: EmotionTrainer, models: Sequence[str] | None = None,
         if permutation:
             kw = dict(n_repeats=n_repeats, sample_size=permutation_sample, scoring=scoring, fold_models=fm,
                       random_state=random_state)
-            feats = list(mean_abs.index[:permutation_features]) if permutation_features else None
             ge.permutation_groups = permutation_importance(trainer, name, by="group", **kw)
-            ge.permutation = permutation_importance(trainer, name, by="feature", features=feats, **kw)
-            ge.seconds.update(permutation_groups=ge.permutation_groups.seconds, permutation=ge.permutation.seconds)
-            ge.seconds["refit"] += ge.permutation_groups.refit_seconds + ge.permutation.refit_seconds
+            ge.seconds.update(permutation_groups=ge.permutation_groups.seconds)
+            ge.seconds["refit"] += ge.permutation_groups.refit_seconds
+            if permutation_features != 0:  # None: every feature; 0: groups only
+                feats = None if permutation_features is None else list(mean_abs.index[:permutation_features])
+                ge.permutation = permutation_importance(trainer, name, by="feature", features=feats, **kw)
+                ge.seconds.update(permutation=ge.permutation.seconds)
+                ge.seconds["refit"] += ge.permutation.refit_seconds
         out[name] = ge
     return out

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from scipy.stats import rankdata
 
 from .._atomic import atomic_path
 from ._shap import ShapResult
@@ -31,7 +32,8 @@ DPI = 110
 #: One colour per class, stable across figures (tab10 minus grey, plus two extras for >9 classes).
 CLASS_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf",
                 "#393b79", "#637939"]
-_SPACE_WORDS = {"probability": "probability points", "log-odds": "log-odds"}
+# Probability contributions are on the 0-1 scale ("probability points" read as percentage points).
+_SPACE_WORDS = {"probability": "probability, 0-1 scale", "log-odds": "logits"}
 
 
 def _save(fig: Figure, path: str | os.PathLike) -> Path:
@@ -63,18 +65,31 @@ def _swarm_offsets(x: np.ndarray, *, width: float = 0.38, n_bins: int = 60) -> n
 
 
 def _rank01(v: np.ndarray) -> np.ndarray:
-    """Percentile rank in [0, 1]: colours by rank so that one outlier does not wash out the rest."""
-    if v.size < 2:
+    """Percentile rank in [0, 1]: colours by rank so that one outlier does not wash out the rest.
+
+    Tied values share their average rank (equal values, equal colour), and a constant feature is
+    drawn in the neutral middle colour.
+
+    Examples
+    --------
+    >>> _rank01(np.array([3.0, 1.0, 3.0, 2.0])).tolist()
+    [0.8333333333333334, 0.0, 0.8333333333333334, 0.3333333333333333]
+    >>> _rank01(np.zeros(4)).tolist()
+    [0.5, 0.5, 0.5, 0.5]
+    """
+    if v.size < 2 or np.ptp(v) == 0:
         return np.full(v.size, 0.5)
-    return np.argsort(np.argsort(v, kind="stable"), kind="stable") / (v.size - 1)
+    return (rankdata(v, method="average") - 1) / (v.size - 1)
 
 
 def plot_shap_beeswarm(result: ShapResult, path: str | os.PathLike, *, top_k: int = 12,
-                       classes: Sequence[str] | None = None) -> Path:
+                       classes: Sequence[str] | None = None, relative_to_speaker: bool = False) -> Path:
     """SHAP summary per class: one beeswarm panel per class (emotion) with its ``top_k`` features.
 
     Each dot is one clip; x = its SHAP value for that class, colour = the feature's value
-    (blue low, red high, by rank among the clips shown).
+    (blue low, red high, by rank among the clips shown; equal values share a colour, a constant
+    feature is light grey, the middle colour). ``relative_to_speaker``: the features of a
+    speaker-normalised model are differences from the speaker's mean, and the colour bar says so.
 
     Examples
     --------
@@ -104,13 +119,15 @@ def plot_shap_beeswarm(result: ShapResult, path: str | os.PathLike, *, top_k: in
         ax.set_title(cls, fontsize=12, fontweight="bold")
         ax.tick_params(axis="x", labelsize=8)
         ax.grid(axis="x", color="#ddd", lw=0.6)
-        ax.set_xlabel("SHAP value (pushes right = towards this class)", fontsize=8)
+        ax.set_xlabel("SHAP value (right = raises this class's probability)" if result.space == "probability"
+                      else "SHAP value (right = raises this class's logit)", fontsize=8)
     for ax in axes.ravel()[len(classes):]:
         ax.set_visible(False)
     if scatter is not None:
         cbar = fig.colorbar(scatter, ax=axes, shrink=min(0.8, 1.2 / nrows), aspect=25, pad=0.01)
         cbar.set_ticks([0, 1], labels=["low", "high"])
-        cbar.set_label("feature value (rank among these clips)", fontsize=9)
+        cbar.set_label("feature value, difference from the speaker's mean (rank among these clips)" if relative_to_speaker
+                       else "feature value (rank among these clips)", fontsize=9)
     fig.suptitle(_title(result, "SHAP values per class"), fontsize=14)
     return _save(fig, path)
 

@@ -1,14 +1,20 @@
 """One self-contained HTML report per training run: metrics, fairness, calibration, explanations.
 
 The report is a single file (images embedded as base64, inline CSS, no scripts, no network
-access) that can be mailed or archived next to the bundles it describes. The PNG figures and the
-importance tables are also written beside it (``report_files/``) for reuse.
+access) that can be mailed or archived next to the bundles it describes. It is named by task and
+mode like the bundles (``report_emotion.html``, ``report_sentiment.html``,
+``report_emotion_speaker.html``), so runs of different tasks into one folder do not overwrite
+each other. The PNG figures and the importance tables are also written beside it, in a folder
+named after it (``report_emotion_files/``) that is written fresh on every run: figures of models
+no longer in the run do not linger.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import time
+import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
@@ -23,7 +29,7 @@ from ..training._metrics import classification_metrics, reliability_curve
 from ..training._models import final_classifier, model_label
 from ..training._train import SELECTION_RULE, EmotionTrainer
 from . import _html as h
-from ._importance import GlobalExplanation, explain_global
+from ._importance import GlobalExplanation, _check_sample_size, explain_global
 from ._plots import plot_group_importance, plot_permutation, plot_reliability, plot_shap_bar, plot_shap_beeswarm
 from ._shap import unsupported_reason
 
@@ -56,6 +62,32 @@ def _pooled(trainer) -> dict[str, dict]:
     return out
 
 
+def _speaker_mode(trainer) -> bool:
+    return bool(getattr(trainer, "speaker_normalization", False))
+
+
+def _default_report_name(trainer) -> str:
+    """``report_<task>[_speaker].html``: named like the run's bundles, so reports of different tasks
+    and modes written to one folder do not overwrite each other.
+
+    Examples
+    --------
+    >>> _default_report_name(trainer)  # doctest: +SKIP
+    'report_emotion.html'
+    """
+    return f"report_{trainer.task}{'_speaker' if _speaker_mode(trainer) else ''}.html"
+
+
+_SPEAKER_MODE_NOTE = (
+    "<b>Speaker-normalised mode</b> (<code>--speaker-normalize</code>): every feature is the clip's difference "
+    "from its speaker's mean feature vector (augmented copies are centred on the same speaker's copies of the same "
+    "kind). In this cross-validation each held-out speaker is centred on the mean of <i>all</i> of their own clips, "
+    "the one being classified included; a deployed model centres on a few reference clips of the speaker instead "
+    "(at least 4), so these figures are what the mode gives with many references, not with few "
+    "(<code>evaluate_speaker_references</code> measures smaller reference sets). This is not the headline figure, "
+    "which classifies every clip on its own.")
+
+
 def _summary(trainer, pooled) -> str:
     best = trainer.best_model_
     f1m, f1s = trainer.cv_results_[best].scalar("macro_f1")
@@ -67,9 +99,12 @@ def _summary(trainer, pooled) -> str:
         f"pooled accuracy {pooled[best]['accuracy']:.3f}).",
         f"Selection rule: {h.esc(SELECTION_RULE)}.",
         f"Data: {ds['n_files']} clips from {len(ds['actors'])} actors; no actor is in both the training and the "
-        "test side of any fold, so every figure here is measured on unseen speakers.",
+        "test side of any fold, so every figure here is measured on unseen speakers"
+        + (" (centred on their own clips' mean: see below)." if _speaker_mode(trainer) else "."),
         f"Feature definition <code>{h.esc(trainer.feature_hash_)}</code>, {len(trainer.feature_names_in_)} features.",
     ]
+    if _speaker_mode(trainer):
+        items.insert(1, _SPEAKER_MODE_NOTE)
     return "<ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>"
 
 
@@ -207,6 +242,39 @@ def _robustness(trainer, table: pd.DataFrame | None) -> str:
             + h.table(["model", "condition", "macro-F1", "drop", "target drop", "", "unusable clips"], rows, raw=True))
 
 
+def _space_of(method: str, space: str) -> str:
+    """How one model's SHAP values were computed and in which space, in words, from its method."""
+    grouped = method.startswith("sum over each group's classes of: ")
+    inner = method.removeprefix("sum over each group's classes of: ")
+    if space == "log-odds":
+        words = "<b>logits</b> (the class scores whose softmax is the probability; exact)"
+    elif inner.startswith("soft-voting"):
+        words = "<b>probability</b>: the weighted mean of its members' probability-space values" + (
+            " (the logit-space members' carried into probability along the softmax path)" if "softmax path" in inner else "")
+    elif "softmax path" in inner:
+        words = ("<b>probability</b>: its exact logit values carried into probability along the softmax path "
+                 "(the sum stays exact)")
+    else:
+        words = "<b>probability</b> (exact)"
+    if grouped:
+        words += "; each class's values are the sum of its emotions' values in the emotion model it is read from"
+    return words
+
+
+def _space_paragraph(explained: dict[str, GlobalExplanation]) -> str:
+    """Which output space each explained model is in, built from the models themselves."""
+    lines = "".join(f"<li>{h.esc(model_label(n))} (<code>{h.esc(n)}</code>): {_space_of(ge.shap.method, ge.shap.space)}</li>"
+                    for n, ge in explained.items())
+    text = f"<p>Output space of each model's SHAP values:</p><ul>{lines}</ul>"
+    if any(ge.shap.space == "log-odds" for ge in explained.values()):
+        text += ("<p>In logits only the differences between classes count: adding the same amount to every class's "
+                 "logit changes no probability. A feature's value for one class is its push on that class's score; "
+                 "whether it raises that class's probability depends on its pushes on the other classes too.</p>")
+    if any("softmax path" in ge.shap.method for ge in explained.values()):
+        text += ('<p class="note">The softmax-path conversion: see <code>vibe_check.explain._shap</code>.</p>')
+    return text
+
+
 def _explanations(trainer, explained: dict[str, GlobalExplanation], fig_dir: Path, groups: dict[str, str],
                   descriptions: dict[str, str], skipped: dict[str, str]) -> tuple[str, dict]:
     timings = {}
@@ -217,14 +285,17 @@ def _explanations(trainer, explained: dict[str, GlobalExplanation], fig_dir: Pat
     any_ge = next(iter(explained.values()))
     res0 = any_ge.shap
     folds = sorted(set(res0.extra["fold"].tolist()))
+    speaker = (" Speaker-normalised mode: every feature is the clip's difference from its speaker's mean, so "
+               "&ldquo;high&rdquo; means higher than this speaker usually is." if _speaker_mode(trainer) else "")
     body = [skipped_html, f"""<p>SHAP values of <b>{res0.values.shape[0]} held-out clips</b> (folds {', '.join(map(str, folds))}): each
-fold's model is refit on that fold's training speakers and explains clips of its unseen test speakers. A SHAP value is
-how much a feature moved one class's output away from the model's average output for that clip; base value + the sum
-over features = the model's output. Logistic regression and gradient boosting are explained in <b>log-odds</b> (exact),
-the random forest in <b>probability</b> (exact); the soft-voting ensemble, which averages its members' probabilities,
-is explained as the weighted mean of its members' probability-space SHAP values (log-odds values are carried into
-probability space along the softmax path, which keeps the sum exact; see <code>vibe_check.explain._shap</code>).
-Mean |SHAP| ranks what a model relies on, not what causes an emotion; correlated features share credit.</p>"""]
+fold's model is refit on that fold's training speakers and explains clips of its unseen test speakers, against a
+background of that fold's original (not augmented) training clips. A SHAP value is how much a feature moved one
+class's output away from the base value for that clip; base value + the sum over features = the model's output. The
+base value is where every clip starts: for the linear models, their output at the mean of the background clips (in
+probability, the softmax of those logits); for the trees, their average output over the training data weighted by the
+trees' node weights, which the random forest's class weights make class-balanced (about 1/K for each of K classes).
+Mean |SHAP| ranks what a model relies on, not what causes an emotion; correlated features share credit.{speaker}</p>""",
+            _space_paragraph(explained)]
     top_rows = []
     for rank in range(10):
         top_rows.append([rank + 1] + [ge.mean_abs.index[rank] if rank < len(ge.mean_abs) else "" for ge in explained.values()])
@@ -232,7 +303,7 @@ Mean |SHAP| ranks what a model relies on, not what causes an emotion; correlated
     for name, ge in explained.items():
         t0 = time.perf_counter()
         bar = plot_shap_bar(ge.shap, fig_dir / f"{name}_shap_bar.png", feature_groups=groups)
-        bee = plot_shap_beeswarm(ge.shap, fig_dir / f"{name}_shap_beeswarm.png")
+        bee = plot_shap_beeswarm(ge.shap, fig_dir / f"{name}_shap_beeswarm.png", relative_to_speaker=_speaker_mode(trainer))
         grp = plot_group_importance(ge.groups, fig_dir / f"{name}_shap_groups.png", title=f"{name}: mean |SHAP| by feature group")
         with atomic_path(fig_dir / f"{name}_shap_importance.csv") as tmp:
             ge.mean_abs.to_csv(tmp)
@@ -313,33 +384,49 @@ def _provenance(trainer, command: str, timings: dict, started: float) -> str:
             + h.table(["step", "seconds"], rows, digits=2) + "</div></div>")
 
 
+def _replace_dir(new: Path, final: Path) -> None:
+    """Put the freshly written folder ``new`` in place of ``final``: only this run's files remain."""
+    old = None
+    if final.exists():
+        old = final.with_name(f".{final.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.old")
+        os.replace(final, old)
+    os.replace(new, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def write_report(trainer: EmotionTrainer, out_dir: str | os.PathLike, *, command: str = "", shap_sample: int | None = 200,
                  models: Sequence[str] | None = None, max_folds: int | None = 2, permutation: bool = True,
                  permutation_features: int | None = 40, n_repeats: int = 3, permutation_sample: int | None = 200,
-                 filename: str = "report.html", robustness: pd.DataFrame | None = None) -> Path:
+                 filename: str | None = None, robustness: pd.DataFrame | None = None) -> Path:
     """Write the HTML report of a fitted :class:`~vibe_check.training.EmotionTrainer`.
 
     Parameters
     ----------
     trainer : fitted EmotionTrainer
     out_dir : path
-        Folder for ``report.html`` and ``report_files/`` (PNG figures, importance CSVs).
+        Folder for the report and its figures folder.
     command : str
         The command line that produced the run (shown verbatim).
     shap_sample : int or None
-        Held-out clips explained per model (all of the used folds' clips when None).
+        Held-out clips explained per model, at least 1 (all of the used folds' clips when None).
     models : sequence of str, optional
-        Models to explain (default: all); metrics always cover every model.
+        Models to explain (default, None: all; an empty list explains none); metrics always
+        cover every model.
     max_folds : int or None
         Folds whose models are refit for the held-out explanations.
     permutation : bool
         Include permutation importance (per group, and per feature for the top SHAP features).
     permutation_features : int or None
-        How many top SHAP features get single-feature permutation importance (all when None).
+        How many top SHAP features get single-feature permutation importance (all when None,
+        none when 0).
     n_repeats, permutation_sample : int
         Shuffles per feature and held-out clips for permutation importance.
-    filename : str
-        Name of the HTML file in ``out_dir``.
+    filename : str, optional
+        Name of the HTML file in ``out_dir``. Default: by task and mode, like the bundles:
+        ``report_emotion.html``, ``report_sentiment.html``, ``report_emotion_speaker.html``.
+        The PNG figures and importance CSVs go to ``<name without .html>_files/`` beside it,
+        which is replaced as a whole (a previous run's figures do not remain).
     robustness : DataFrame, optional
         A table from :func:`~vibe_check.training.evaluate_robustness`, shown in its own section.
 
@@ -348,21 +435,52 @@ def write_report(trainer: EmotionTrainer, out_dir: str | os.PathLike, *, command
     Path
         The HTML file.
 
+    Raises
+    ------
+    ValueError
+        ``shap_sample`` or ``permutation_sample`` below 1.
+
     Examples
     --------
     >>> write_report(trainer, "models/custom", command="vibe-check train --report")  # doctest: +SKIP
-    PosixPath('models/custom/report.html')
+    PosixPath('models/custom/report_emotion.html')
     """
     started = time.perf_counter()
+    _check_sample_size(shap_sample, "shap_sample")  # before minutes of refits, not after
+    if permutation:
+        _check_sample_size(permutation_sample, "permutation_sample")
     out = Path(out_dir)
-    fig_dir = out / "report_files"
-    fig_dir.mkdir(parents=True, exist_ok=True)
+    filename = filename or _default_report_name(trainer)
+    fig_final = out / f"{Path(filename).stem}_files"
+    # Figures go to a new folder that replaces the old one at the end, so that the old report's
+    # figures stay whole until then and figures of models no longer in the run do not remain.
+    fig_dir = out / f".{fig_final.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    fig_dir.mkdir(parents=True)
+    try:
+        path = _write_report(trainer, out, fig_dir, filename=filename, command=command, shap_sample=shap_sample,
+                             models=models, max_folds=max_folds, permutation=permutation,
+                             permutation_features=permutation_features, n_repeats=n_repeats,
+                             permutation_sample=permutation_sample, robustness=robustness, started=started)
+        _replace_dir(fig_dir, fig_final)
+    finally:
+        shutil.rmtree(fig_dir, ignore_errors=True)  # a failed run leaves no half-written folder
+    return path
+
+
+def _write_report(trainer, out: Path, fig_dir: Path, *, filename: str, command: str, shap_sample, models, max_folds,
+                  permutation, permutation_features, n_repeats, permutation_sample, robustness, started) -> Path:
     table = describe_features(FeatureConfig.from_dict(trainer.feature_config_))
     groups, descriptions = dict(zip(table["name"], table["group"])), dict(zip(table["name"], table["description"]))
     pooled = _pooled(trainer)
-    wanted = list(models or trainer.estimators_)
-    # A model shap cannot explain (multiclass GradientBoostingClassifier) is named, not fatal.
-    skipped = {n: r for n in wanted if (r := unsupported_reason(trainer.estimators_[n], len(trainer.classes_)))}
+    wanted = list(trainer.estimators_ if models is None else models)
+    # A model shap cannot explain (multiclass GradientBoostingClassifier, a one-vs-rest linear
+    # model) is named, not fatal. Its link is checked on original training clips, as explained.
+    check_rows, originals = getattr(trainer, "_X_train", None), getattr(trainer, "_originals_train", None)
+    if check_rows is not None:
+        check_rows = check_rows[originals] if originals is not None else check_rows
+        check_rows = check_rows[:: max(1, len(check_rows) // 100)]
+    skipped = {n: r for n in wanted
+               if (r := unsupported_reason(trainer.estimators_[n], len(trainer.classes_), background=check_rows))}
     explained = explain_global(trainer, [n for n in wanted if n not in skipped], sample_size=shap_sample, max_folds=max_folds, permutation=permutation,
                                permutation_features=permutation_features, n_repeats=n_repeats,
                                permutation_sample=permutation_sample)
@@ -381,7 +499,8 @@ def write_report(trainer: EmotionTrainer, out_dir: str | os.PathLike, *, command
     }
     bodies["provenance"] = _provenance(trainer, command, {"explain": explain_timings}, started)
     nav = "<nav>" + "".join(f'<a href="#{k}">{h.esc(v)}</a>' for k, v in REPORT_SECTIONS.items()) + "</nav>"
-    title = f"vibe-check training report: {trainer.task}, {len(trainer.classes_)} classes"
+    title = (f"vibe-check training report: {trainer.task}, {len(trainer.classes_)} classes"
+             + (", speaker-normalised" if _speaker_mode(trainer) else ""))
     doc = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{h.esc(title)}</title>'
            f"<style>{h.CSS}</style></head><body>\n<h1>{h.esc(title)}</h1>\n{nav}\n"
            + "\n".join(h.section(k, REPORT_SECTIONS[k], bodies[k]) for k in REPORT_SECTIONS)

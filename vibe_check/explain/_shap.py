@@ -9,35 +9,51 @@ affine scaler does not change which feature a contribution belongs to).
 =====================  ======================================  ==========================
 classifier             explainer                               native output space
 =====================  ======================================  ==========================
-LogisticRegression     ``shap.LinearExplainer``, masker =      log-odds (the multinomial
-                       the scaled background rows              logits of ``decision_function``)
+LDA (the default),     ``shap.LinearExplainer``, masker =      logits (``decision_function``,
+LogisticRegression     the scaled background rows              whose softmax is
+                                                               ``predict_proba``)
 RandomForest           ``shap.TreeExplainer``,                 probability
                        ``tree_path_dependent``
-HistGradientBoosting   ``shap.TreeExplainer``,                 log-odds (raw scores)
+HistGradientBoosting   ``shap.TreeExplainer``,                 logits (raw scores)
                        ``tree_path_dependent``
 soft-voting ensemble   mean of the members' probability-space  probability
                        values (see below)
 =====================  ======================================  ==========================
 
+"Logits" are the class scores the softmax turns into probabilities (a binary model's single
+score ``d`` is shown as the two logits ``(-d/2, d/2)``). They are not log-odds against a
+reference class: adding the same number to every class's logit of a row changes no probability,
+so only the differences between classes' values mean anything. The space is named
+``"log-odds"`` in :attr:`ShapResult.space` for compatibility. A linear model is explained only
+when its ``predict_proba`` is the softmax (or, binary, the sigmoid) of its ``decision_function``:
+that is checked on the background rows, and a one-vs-rest or probability-less linear model
+(``SGDClassifier``, ``RidgeClassifier``, ``LinearSVC``) is refused with :class:`ExplanationError`.
+
 Trees use the path-dependent algorithm: it is exact (base value + sum of SHAP = model output to
 machine precision), about 50 times faster than the interventional one, and shap 0.51's
 interventional algorithm does not add up for multiclass HistGradientBoosting (errors of 0.1-0.6
-log-odds were measured). Its base value is the model's mean output over the training data,
-weighted by the tree's node counts.
+in logits were measured). Its base value is the model's mean output over the training data,
+weighted by the trees' node weights: for a forest fitted with class weights (vibe-check's random
+forest uses ``class_weight="balanced_subsample"``) those are class-weighted, so the base value is
+the class-balanced average (about ``1/K`` for every class), not the mean predicted probability
+over the training clips; a class rarer than the others starts from a base above its mean.
 
-From log-odds to probability
-----------------------------
+From logits to probability
+--------------------------
 Soft voting averages the members' *probabilities*, and SHAP values are linear in the model
 output, so the ensemble's probability-space SHAP values are exactly the weighted mean of its
 members' probability-space SHAP values. The random forest is explained in probability space
-directly; logistic regression and gradient boosting only have exact SHAP values in log-odds
+directly; LDA, logistic regression and gradient boosting only have exact SHAP values in logit
 space. Those are carried into probability space through the softmax with the average Jacobian
 along the straight path from the base logits ``z0`` to the row's logits ``z``:
 
     phi_p[j] = J_bar @ phi_z[j],   J_bar = integral over t in [0, 1] of J_softmax(z0 + t (z - z0)) dt
 
 so that ``sum_j phi_p[j] = softmax(z) - softmax(z0)`` exactly (fundamental theorem of calculus;
-the integral is evaluated by Gauss-Legendre quadrature, error below 1e-9). This is the
+the integral is evaluated by composite Gauss-Legendre quadrature, with more panels for a wider
+logit spread up to a cap: additivity errors below 1e-9 were measured on random paths with spreads
+up to 2000, where the cap is reached, and they grow beyond it (about 1e-3 at 20000); the models
+here stay far below, at most about 40 on RAVDESS). This is the
 "integrated gradients" rule applied to the link function only: each feature keeps its share of
 the logit movement, and its effect on every class's probability, including the classes it
 pushes *down* through the softmax, follows from the Jacobian. It is an approximation of the
@@ -54,6 +70,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
 
 from ..exceptions import VibeCheckError
 
@@ -68,7 +85,7 @@ __all__ = [
 ]
 
 #: ``native``: each model's own exact space (see the module docstring); ``probability``: every
-#: model in probability space (exact for forests, softmax-path conversion for log-odds models).
+#: model in probability space (exact for forests, softmax-path conversion for logit-space models).
 OUTPUT_SPACES = ("native", "probability")
 
 _GAUSS_NODES = 16  # per panel
@@ -92,6 +109,7 @@ class ShapResult:
         The raw (unscaled) feature values of the rows.
     feature_names, classes : list of str
     space : {"log-odds", "probability"}
+        ``"log-odds"`` means the model's logits (softmax scores; see the module docstring).
     method : str
         The explainer used, in words.
     seconds : float
@@ -182,7 +200,7 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 
 
 def logits_to_probability_shap(values: np.ndarray, base_logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Carry log-odds SHAP values into probability space along the softmax path.
+    """Carry logit-space SHAP values into probability space along the softmax path.
 
     Parameters
     ----------
@@ -210,7 +228,8 @@ def logits_to_probability_shap(values: np.ndarray, base_logits: np.ndarray) -> t
     dz = values.sum(axis=1)  # (n, K)
     # The softmax turns over within about 1/spread of the path when the logits move by `spread`
     # (over-confident models reach hundreds), so the path is cut into about `spread` panels of
-    # Gauss-Legendre nodes: the quadrature error stays below 1e-9 whatever the logit range.
+    # Gauss-Legendre nodes. Up to a spread of about 2000 (the panel cap, which bounds the memory)
+    # the measured additivity error stays below 1e-9; beyond it the error grows.
     spread = np.ptp(dz, axis=1)
     panels = np.clip(np.ceil(spread / 2.0), 1, _MAX_PANELS).astype(int)
     jac = np.empty((n, K, K))
@@ -235,7 +254,7 @@ def _path_nodes(panels: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _symmetric_binary(values: np.ndarray, base: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A binary model's log-odds d as two-class logits (-d/2, d/2): softmax of them is sigmoid(d)."""
+    """A binary model's score d as two-class logits (-d/2, d/2): softmax of them is sigmoid(d)."""
     return np.stack([-values / 2, values / 2], axis=-1), np.stack([-base / 2, base / 2], axis=-1)
 
 
@@ -258,6 +277,31 @@ def _as_3d(values, n_rows: int, n_features: int) -> np.ndarray:
     return values
 
 
+_LINK_ROWS = 50  # background rows on which a logit model's link is checked (milliseconds)
+_LINK_TOL = 1e-6
+
+
+def _link_problem(clf, rows: np.ndarray) -> str | None:
+    """Why ``clf``'s probabilities are not the softmax (binary: sigmoid) of its decision function
+    on ``rows``, or None when they are: the logit-space explanation and its conversion to
+    probability (and the test-time augmentation identity) rest on that link."""
+    name = type(clf).__name__
+    if not hasattr(clf, "predict_proba") or not hasattr(clf, "decision_function"):
+        return f"{name} has no predict_proba, so it has no probabilities to explain"
+    try:
+        d = np.asarray(clf.decision_function(rows), dtype=np.float64)
+        p = np.asarray(clf.predict_proba(rows), dtype=np.float64)
+    except Exception as exc:  # e.g. SGDClassifier(loss="hinge") refuses predict_proba
+        return f"{name} cannot give probabilities ({exc})"
+    linked = _softmax(d) if d.ndim == 2 else np.column_stack([expit(-d), expit(d)])
+    gap = float(np.abs(linked - p).max()) if linked.shape == p.shape else np.inf
+    if gap > _LINK_TOL:
+        return (f"{name}'s predict_proba is not the softmax (binary: sigmoid) of its decision_function "
+                f"(max difference {gap:.2g} on {len(rows)} background rows; one-vs-rest models are like this), "
+                "so its SHAP values would not add up to its probabilities")
+    return None
+
+
 class _ClassifierShap:
     """Exact SHAP values of one fitted classifier (the final step of a pipeline) in its native space."""
 
@@ -267,10 +311,14 @@ class _ClassifierShap:
         name = type(clf).__name__
         self.classes = np.asarray(clf.classes_)
         self._is_tree = not hasattr(clf, "coef_")
+        # In the scaled space, zero is the training mean: the natural reference when no
+        # background rows are given.
+        bg = background_scaled if background_scaled is not None else np.zeros((1, n_features))
         if hasattr(clf, "coef_") and hasattr(clf, "decision_function"):
-            # In the scaled space, zero is the training mean: the natural reference when no
-            # background rows are given.
-            bg = background_scaled if background_scaled is not None else np.zeros((1, n_features))
+            if (problem := _link_problem(clf, bg[:_LINK_ROWS])) is not None:
+                raise ExplanationError(f"no SHAP route for {name}: {problem}; supported: LinearDiscriminantAnalysis, "
+                                       "multinomial or binary LogisticRegression, RandomForest, HistGradientBoosting "
+                                       "and soft-voting ensembles of them")
             self._explainer = shap.LinearExplainer(clf, shap.maskers.Independent(bg, max_samples=len(bg)))
             self.space, self.method = "log-odds", f"LinearExplainer ({name}, interventional, masker = {len(bg)} background rows)"
         elif name in ("RandomForestClassifier", "ExtraTreesClassifier", "DecisionTreeClassifier"):
@@ -284,11 +332,13 @@ class _ClassifierShap:
                     f"shap {shap.__version__} cannot explain a {len(self.classes)}-class {name} ({exc}); "
                     "use hist_gb, which it supports"
                 ) from None
+            if (problem := _link_problem(clf, bg[:_LINK_ROWS])) is not None:  # e.g. loss="exponential"
+                raise ExplanationError(f"no SHAP route for {name}: {problem}")
             self.space, self.method = "log-odds", f"TreeExplainer ({name}, tree_path_dependent)"
         else:
             raise ExplanationError(
-                f"no SHAP route for {name}; supported: LogisticRegression, RandomForest, "
-                "HistGradientBoosting and soft-voting ensembles of them"
+                f"no SHAP route for {name}; supported: LinearDiscriminantAnalysis, LogisticRegression, "
+                "RandomForest, HistGradientBoosting and soft-voting ensembles of them"
             )
 
     def __call__(self, Xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -317,16 +367,23 @@ class PipelineShap:
         Number of classes; models fitted on a subset of them (a fold missing a class) get zero
         contributions for the missing ones.
     background : ndarray, optional
-        Raw training rows; masker of the linear explainer (tree explainers do not need them).
+        Raw training rows; masker of the linear explainer (tree explainers do not need them), and
+        the rows on which a logit model's softmax link is checked.
     output : {"native", "probability"}
         See :data:`OUTPUT_SPACES`. A soft-voting ensemble is always explained in probability space.
+
+    Raises
+    ------
+    ExplanationError
+        For a classifier with no SHAP route, or a linear (or boosted) one whose ``predict_proba``
+        is not the softmax (binary: sigmoid) of its ``decision_function``.
 
     Examples
     --------
     >>> ps = PipelineShap(pipeline, n_classes=8, background=extra["background"])  # doctest: +SKIP
     >>> values, base = ps(X[:10])  # doctest: +SKIP
     >>> values.shape, ps.space  # doctest: +SKIP
-    ((10, 821, 8), 'log-odds')
+    ((10, 942, 8), 'log-odds')
     """
 
     def __init__(self, estimator, *, n_classes: int, background: np.ndarray | None = None, output: str = "native"):
@@ -382,6 +439,41 @@ class PipelineShap:
             return values, base
         Xs = self._transform.transform(X) if self._transform is not None else X
         values, base = self._clf(Xs)
+        if self._to_probability:
+            values, base = logits_to_probability_shap(values, base)
+        return self._align(values, base)
+
+    @property
+    def combines_exactly(self) -> bool:
+        """Whether :meth:`combined` explains the normalised geometric mean of several rows'
+        probabilities exactly: true for a single logit-space model (softmax link, checked at
+        construction), false for the forest, a soft-voting ensemble or grouped classes."""
+        return self.members is None and self._clf.space == "log-odds"
+
+    def combined(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """SHAP values (1, features, n_classes) and base values (1, n_classes) of one answer
+        made from several rows ``X``: a clip and its test-time speed copies.
+
+        The answer is the normalised geometric mean of the rows' probabilities. For a softmax
+        model that is ``softmax(mean of the rows' logits)``, and SHAP values are linear in the
+        explained output, so the mean of the rows' logit-space values explains it exactly (it is
+        then carried into probability space as one row would be; see :attr:`combines_exactly`).
+        Other models have no such identity: the rows' probability-space values are averaged,
+        which explains the *arithmetic* mean of their probabilities, an approximation.
+
+        Examples
+        --------
+        >>> values, base = ps.combined(model.clip_rows(y)[0])  # doctest: +SKIP
+        >>> values.shape  # doctest: +SKIP
+        (1, 942, 8)
+        """
+        X = np.atleast_2d(np.asarray(X, dtype=np.float64))
+        if not self.combines_exactly:
+            values, base = self(X)
+            return values.mean(axis=0, keepdims=True), base.mean(axis=0, keepdims=True)
+        Xs = self._transform.transform(X) if self._transform is not None else X
+        values, base = self._clf(Xs)
+        values, base = values.mean(axis=0, keepdims=True), base.mean(axis=0, keepdims=True)
         if self._to_probability:
             values, base = logits_to_probability_shap(values, base)
         return self._align(values, base)
@@ -446,16 +538,26 @@ def shap_values(
                       seconds=time.perf_counter() - t0, model=model, y_true=y_true)
 
 
-def unsupported_reason(estimator, n_classes: int) -> str | None:
+def unsupported_reason(estimator, n_classes: int, background: np.ndarray | None = None) -> str | None:
     """Why ``estimator`` cannot be explained (None when it can).
+
+    Parameters
+    ----------
+    estimator : fitted Pipeline or VotingClassifier
+    n_classes : int
+    background : ndarray, optional
+        Raw training rows on which a logit model's softmax link is checked (without them, on the
+        training mean only).
 
     Examples
     --------
     >>> unsupported_reason(trainer.estimators_["gradient_boosting"], 8)  # doctest: +SKIP
     'shap 0.51.0 cannot explain a 8-class GradientBoostingClassifier (...); use hist_gb, which it supports'
+    >>> unsupported_reason(ovr_sgd_pipeline, 8, background=X[:100])  # doctest: +SKIP
+    "no SHAP route for SGDClassifier: SGDClassifier's predict_proba is not the softmax ..."
     """
     try:
-        PipelineShap(estimator, n_classes=n_classes)
+        PipelineShap(estimator, n_classes=n_classes, background=background)
     except ExplanationError as exc:
         return str(exc)
     return None

@@ -5,7 +5,12 @@ from __future__ import annotations
 import math
 import re
 
-__all__ = ["plain_label", "feature_unit", "format_value", "level_word", "sentence"]
+__all__ = ["plain_label", "feature_unit", "format_value", "level_word", "sentence", "SPACE_UNITS"]
+
+#: The unit of SHAP contributions in each output space, in words. Probability contributions are on
+#: the 0-1 scale: "+0.032 probability points" was easily read as 0.032 percentage points.
+SPACE_UNITS = {"probability": "probability (0-1 scale: 0.01 = 1 percentage point)",
+               "log-odds": "logits (softmax scores)"}
 
 # Longest prefix first wins; the rest of the name is a statistic (see _STAT_TEMPLATES).
 _BASES: list[tuple[str, str]] = [
@@ -101,6 +106,10 @@ def feature_unit(name: str, description: str) -> str:
     ''
     >>> feature_unit("corr_mfcc_03_delta_vs_f0", "correlation over speech frames between ... and F0 (semitones ...)")
     ''
+    >>> feature_unit("f0_velocity_mean", "mean absolute F0 change between consecutive voiced frames (semitones per 10 ms)")
+    'st/10 ms'
+    >>> feature_unit("pause_rate", "pauses of at least 100 ms per second")
+    '/s'
     """
     if _CORRELATION.match(name):  # a correlation has no unit, whatever its descriptors are measured in
         return ""
@@ -109,6 +118,10 @@ def feature_unit(name: str, description: str) -> str:
         return ""
     if "semitones per second" in description:
         return "st/s"
+    if "semitones per 10 ms" in description:  # the F0 velocity: frame to frame, 10 ms apart
+        return "st/10 ms"
+    if stat == "" and re.search(r"\bper second\b", description) and "slope" not in description:
+        return "/s"  # a count per second: pause, syllable and speech rates
     if "semitones" in description:
         unit = "st"
     else:
