@@ -117,7 +117,7 @@ def prepare_signal(
     if max_duration is not None and duration > max_duration:
         raise AudioTooLongError(
             f"the audio lasts {duration:.1f} s, longer than the maximum of {max_duration:.0f} s; "
-            "split it into utterances (or raise max_duration)"
+            "split it into utterances"
         )
     if sr != target_sr:
         y = soxr.resample(y, sr, target_sr, quality="HQ").astype(np.float32, copy=False)
@@ -167,7 +167,7 @@ def load_audio(
             if max_duration is not None and frames > max_duration * sr:
                 raise AudioTooLongError(
                     f"{name} lasts {frames / sr:.1f} s, longer than the maximum of {max_duration:.0f} s; "
-                    "split it into utterances (or raise max_duration)"
+                    "split it into utterances"
                 )
             y = f.read(dtype="float32", always_2d=True)
     except AudioTooLongError:

@@ -7,16 +7,28 @@ import json
 import sys
 
 from ..exceptions import VibeCheckError
-from ._words import format_value
+from ._words import SPACE_UNITS, format_value
 
 __all__ = ["add_explain_arguments", "run_explain", "format_explanation"]
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {text}")
+    return value
+
+
 def add_explain_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="bundle (.pkl or .skops) to explain")
-    parser.add_argument("files", nargs="+", help="audio file(s), or folders: every audio file under them")
-    parser.add_argument("--top", type=int, default=5, help="features listed on each side (default: %(default)s)")
-    parser.add_argument("--json", action="store_true", help="print the explanations as JSON")
+    from ..models._cli import add_model_arguments  # the same model options as predict
+
+    add_model_arguments(parser, verb="explain")
+    parser.add_argument("--top", type=_positive_int, default=5, help="features listed on each side (default: %(default)s)")
+    parser.add_argument("--json", action="store_true",
+                        help='print one JSON object per file (JSON Lines), with its "file", as predict --json does')
 
 
 def _fmt_signed(v: float) -> str:
@@ -30,11 +42,13 @@ def format_explanation(result: dict, *, title: str = "") -> str:
     --------
     >>> print(format_explanation(model.explain("clip.wav"), title="clip.wav"))  # doctest: +SKIP
     """
-    unit = "probability points" if result["space"] == "probability" else "log-odds"
+    unit = SPACE_UNITS.get(result["space"], result["space"])
     head = f"{title}: " if title else ""
     lines = [f"{head}{result['predicted']} (p = {result['probability']:.2f}) by {result.get('model') or 'the model'}",
              "  " + ", ".join(f"{c} {p:.2f}" for c, p in sorted(result["probabilities"].items(), key=lambda kv: -kv[1])),
              f"  contributions in {unit}: base value {result['base_value']:.3f} + all contributions = {result['output']:.3f}"]
+    if result.get("rows", 1) > 1 or result.get("approximate"):
+        lines.append(f"  the contributions explain {result['explains']}")
     rows = [("contrib", "feature", "value", "typical [q25, q75]", "group", "in words")]
     for side in ("towards", "away"):
         for item in result[side]:
@@ -53,35 +67,29 @@ def format_explanation(result: dict, *, title: str = "") -> str:
 
 
 def run_explain(args: argparse.Namespace) -> int:
-    from ..data import expand_audio_paths
-    from ..models import CustomEmotionModel  # lazy: keeps `vibe-check --help` fast
-    from ..models._cli import note_generated_speech
-    from ._local import explain_audio
+    from ..models._cli import CommandFailed, audio_inputs, load_model_for_cli, note_too_long
+    from ._local import explain_audio  # lazy: keeps `vibe-check --help` fast
 
-    if args.top < 1:
-        print("error: --top must be at least 1", file=sys.stderr)
-        return 2
     try:
-        model = CustomEmotionModel(args.model)
-    except VibeCheckError as exc:
+        files, failed = audio_inputs(args, verb="explain")
+        model = load_model_for_cli(args)
+    except CommandFailed as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
-    note_generated_speech(model, args.model)
-    files, empty = expand_audio_paths(args.files)
-    for problem in empty:
-        print(f"error: {problem}", file=sys.stderr)
-    results, failed = {}, len(empty)
+        return exc.exit_code
+    error_types = []
     for path in files:
         try:
-            results[path] = explain_audio(model, path, top_k=args.top)
+            result = explain_audio(model, path, top_k=args.top)
         except VibeCheckError as exc:
             failed += 1
-            results[path] = {"error": {"type": type(exc).__name__, "message": str(exc)}}
+            error_types.append(type(exc).__name__)
+            result = {"error": {"type": type(exc).__name__, "message": str(exc)}}
             if not args.json:
                 print(f"{path}: error: {exc}", file=sys.stderr)
-            continue
-        if not args.json:
-            print(format_explanation(results[path], title=path) + "\n")
-    if args.json:
-        print(json.dumps(results if len(files) != 1 else results[files[0]], indent=2))
+        if args.json:
+            # One line per file whatever their number, as predict --json prints them.
+            print(json.dumps({"file": path, **result}), flush=True)
+        elif "error" not in result:
+            print(format_explanation(result, title=path) + "\n", flush=True)
+    note_too_long(error_types, args.max_duration)
     return 1 if failed else 0

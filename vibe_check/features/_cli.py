@@ -34,12 +34,37 @@ def feature_config(args: argparse.Namespace):
     return FeatureConfig(spectral_floor_db=args.spectral_floor_db)
 
 
+#: The feature cache that train, evaluate and features share unless --cache-dir says otherwise.
+DEFAULT_CACHE_DIR = "data/.feature_cache"
+
+
+def _parquet_path(text: str) -> str:
+    # The manifest keeps its feature definition in the Parquet metadata; a CSV could not be reused.
+    if Path(text).suffix.lower() != ".parquet":
+        raise argparse.ArgumentTypeError(f"the manifest is written as Parquet, so the path must end in .parquet, not {text!r} "
+                                         "(pandas.read_parquet(path).to_csv(...) converts it)")
+    return text
+
+
+def _ravdess_named(path: str) -> bool:
+    from ..data import parse_filename
+    from ..exceptions import FilenameError
+
+    try:
+        parse_filename(path)
+    except FilenameError:
+        return False
+    return True
+
+
 def add_features_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", help="folder of audio files (RAVDESS-named); required unless --describe")
-    parser.add_argument("--out", default="data/manifest.parquet", help="manifest path (default: %(default)s)")
+    parser.add_argument("--out", type=_parquet_path, default="data/manifest.parquet",
+                        help="manifest path, .parquet (default: %(default)s)")
     parser.add_argument("--n-jobs", type=int, default=1, help="parallel workers (default: %(default)s)")
     parser.add_argument("--scheduler", help="Dask scheduler address (tcp://host:8786) to extract on a cluster")
-    parser.add_argument("--cache-dir", help="feature cache folder (default: .feature_cache beside --out)")
+    parser.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR,
+                        help="feature cache folder, shared with train and evaluate (default: %(default)s)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--describe", action="store_true", help="print the feature table (name, group, description) and exit")
     add_spectral_floor_argument(parser)
@@ -53,6 +78,9 @@ def run_features(args: argparse.Namespace) -> int:
         return 0
     if not args.data_dir:
         print("error: --data-dir is required (a folder of RAVDESS-named audio files)", file=sys.stderr)
+        return 2
+    if Path(args.data_dir).exists() and not Path(args.data_dir).is_dir():
+        print(f"error: --data-dir takes a folder of audio files, and {args.data_dir} is a file", file=sys.stderr)
         return 2
     try:
         config = feature_config(args)
@@ -74,5 +102,14 @@ def run_features(args: argparse.Namespace) -> int:
     if len(errors):
         print(f"{len(errors)} file(s) skipped, reasons in {Path(args.out).with_suffix('.errors.csv')}:", file=sys.stderr)
         for row in errors.head(5).itertuples():
-            print(f"  {row.path}: {row.reason}", file=sys.stderr)
+            # A file name error starts with the name already.
+            shown = row.reason if row.reason.startswith(f"{Path(row.path).name}: ") else f"{row.path}: {row.reason}"
+            print(f"  {shown}", file=sys.stderr)
+    if len(df) == 0:
+        print(f"error: no features extracted: none of the {len(errors)} file(s) in {args.data_dir} could be used", file=sys.stderr)
+        if any(not _ravdess_named(p) for p in errors["path"]):
+            print("note: the manifest reads each clip's emotion, actor and gender from its RAVDESS file name "
+                  "(like 03-01-05-02-01-01-12.wav); to score clips named otherwise, use vibe-check evaluate --labels",
+                  file=sys.stderr)
+        return 1
     return 0

@@ -244,7 +244,9 @@ def build_manifest(
     errors_df = pd.DataFrame(errors, columns=["path", "reason"])
     _set_attrs(df, cfg, extractor.feature_names, errors_df)
     if errors:
-        log.warning("%d file(s) could not be used; see the errors table", len(errors))
+        first = errors[0]["reason"] if errors[0]["reason"].startswith(Path(errors[0]["path"]).name) else \
+            f"{errors[0]['path']}: {errors[0]['reason']}"
+        log.warning("%d file(s) could not be used, the first: %s", len(errors), first)
     if out is not None:
         write_manifest(df, out)
     return df

@@ -164,8 +164,33 @@ def save_bundle(path: str | os.PathLike, *, pipeline: BaseEstimator, label_encod
     return path
 
 
+def _not_a_bundle(path: Path) -> str | None:
+    """Why ``path`` is not a bundle, for the paths given by mistake (a folder, a sidecar, audio); else None."""
+    from ..data._ravdess import AUDIO_EXTENSIONS  # lazy: the data package is not needed to load a model
+
+    if path.is_dir():
+        found = sorted(p for p in path.iterdir() if p.suffix in (".pkl", ".skops") and sidecar_path(p).exists())
+        best = [p for p in found if p.name.startswith("best_")]
+        if not found:
+            return f"{path} is a folder, not a bundle, and holds none (a bundle is a .pkl or .skops file with its .json sidecar)"
+        return f"{path} is a folder, not a bundle; did you mean {(best or found)[0]}?"
+    if path.suffix.lower() == ".json":
+        stem = path.with_suffix("")
+        candidates = [stem] if stem.suffix == ".skops" else [stem.with_suffix(".pkl")]
+        there = [c for c in candidates if c.is_file()]
+        hint = f"; did you mean {there[0]}?" if there else " (give the .pkl or .skops file beside it)"
+        return f"{path.name} is a bundle's metadata sidecar, not the bundle{hint}"
+    if path.suffix.lower() in AUDIO_EXTENSIONS:
+        return (f"{path} is an audio file, not a model bundle: a bundle is a .pkl or .skops file, "
+                "e.g. models/custom/best_emotion_model.pkl")
+    return None
+
+
 def read_bundle_metadata(path: str | os.PathLike) -> dict:
     """The sidecar metadata of a bundle, without loading the model."""
+    problem = _not_a_bundle(Path(path))
+    if problem:
+        raise BundleError(problem)
     side = sidecar_path(path)
     if not side.exists():
         raise BundleIntegrityError(
@@ -236,8 +261,11 @@ def load_bundle(path: str | os.PathLike, *, check_compatibility: bool = True) ->
     >>> bundle["metadata"]["classes"]  # doctest: +SKIP
     """
     path = Path(path)
+    problem = _not_a_bundle(path)
+    if problem:
+        raise BundleError(problem)
     if not path.is_file():
-        raise BundleError(f"no bundle at {path}")
+        raise BundleError(f"no bundle at {path} (no such file)")
     meta = read_bundle_metadata(path)
     actual = _sha256(path)
     if actual != meta.get("sha256"):

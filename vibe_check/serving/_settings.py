@@ -10,10 +10,49 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, fields, replace
+from typing import Callable, Mapping
 
 __all__ = ["ServeSettings"]
 
 _MIB = 1024 * 1024
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _flag(raw: str) -> bool:
+    """An on/off environment value; anything else is refused (bool("0") would be True)."""
+    word = raw.strip().lower()
+    if word not in _TRUE + _FALSE:
+        raise ValueError(f"is not one of {'/'.join(_TRUE)} or {'/'.join(_FALSE)}")
+    return word in _TRUE
+
+
+def _number(raw: str) -> float:
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError("is not a number") from None
+
+
+def _converter(kind: type) -> Callable[[str], object]:
+    """The parser of an environment value for a field whose default is of type ``kind``."""
+    if kind is bool:
+        return _flag
+
+    def convert(raw: str):
+        try:
+            return kind(raw)
+        except ValueError:
+            raise ValueError(f"is not a valid {kind.__name__}") from None
+    return convert
+
+
+#: Variables named after a ``vibe-check serve`` option whose setting has another name, unit or
+#: sense: suffix -> (field, conversion of the raw value). The others share the field's name.
+OPTION_VARIABLES: dict[str, tuple[str, Callable[[str], object]]] = {
+    "MAX_UPLOAD_MB": ("max_upload_bytes", lambda raw: int(_number(raw) * _MIB)),
+    "TIMEOUT": ("request_timeout_s", _number),
+    "NO_DRIFT": ("drift", lambda raw: not _flag(raw)),
+}
 
 
 @dataclass(frozen=True)
@@ -56,9 +95,9 @@ class ServeSettings:
         Reference clips kept per speaker: the most recent ones.
     test_time_augmentation : bool
         Classify every clip together with speed copies of itself (see
-        :class:`~vibe_check.models.CustomEmotionModel`): better on unseen speakers (RAVDESS
-        sentiment 0.811 against 0.794 macro-F1) for about 6x the feature time per request
-        (``benchmarks/load_test.py --test-time-augmentation``).
+        :class:`~vibe_check.models.CustomEmotionModel`): slightly better on unseen speakers
+        (the README's table, ``benchmarks/bench_test_time_augmentation.py``) for 5-7x the
+        feature time per request (``benchmarks/load_test.py --test-time-augmentation``).
         A model given already loaded keeps its own option, and must have it when this is set.
 
     Examples
@@ -86,33 +125,39 @@ class ServeSettings:
     test_time_augmentation: bool = False
 
     def __post_init__(self) -> None:
-        problems = []
-        if self.max_upload_bytes < 1:
-            problems.append(f"max_upload_bytes must be positive, got {self.max_upload_bytes}")
-        if not self.max_audio_seconds > 0:
-            problems.append(f"max_audio_seconds must be positive, got {self.max_audio_seconds}")
-        if not self.request_timeout_s > 0:
-            problems.append(f"request_timeout_s must be positive, got {self.request_timeout_s}")
-        if self.workers < 1:
-            problems.append(f"workers must be at least 1, got {self.workers}")
-        if self.queue_size < 0:
-            problems.append(f"queue_size must be 0 or more, got {self.queue_size}")
-        if self.max_batch_files < 1:
-            problems.append(f"max_batch_files must be at least 1, got {self.max_batch_files}")
-        if not 1 <= self.explain_top_k <= 50:
-            problems.append(f"explain_top_k must be between 1 and 50, got {self.explain_top_k}")
-        if self.drift_window < 1:
-            problems.append(f"drift_window must be at least 1, got {self.drift_window}")
-        if not 0 <= self.shap_fraction <= 1:
-            problems.append(f"shap_fraction must be between 0 and 1, got {self.shap_fraction}")
-        if self.max_speakers < 1:
-            problems.append(f"max_speakers must be at least 1, got {self.max_speakers}")
-        if self.max_reference_clips < 1:
-            problems.append(f"max_reference_clips must be at least 1, got {self.max_reference_clips}")
-        if not 0 <= self.port <= 65535:
-            problems.append(f"port must be between 0 and 65535, got {self.port}")
+        problems = self.invalid_fields(asdict(self))
         if problems:
-            raise ValueError("invalid serve settings: " + "; ".join(problems))
+            raise ValueError("invalid serve settings: " + "; ".join(
+                f"{name} {why}, got {getattr(self, name)}" for name, why in problems.items()))
+
+    @staticmethod
+    def invalid_fields(values: Mapping[str, object]) -> dict[str, str]:
+        """What is wrong with each of ``values`` (field -> "must be positive"...); only the fields given are checked.
+
+        The rules in one place, so that the command line and the environment can name their own
+        option or variable in the message.
+
+        Examples
+        --------
+        >>> ServeSettings.invalid_fields({"workers": 0, "port": 80})
+        {'workers': 'must be at least 1'}
+        """
+        rules = {
+            "max_upload_bytes": (lambda v: v >= 1, "must be positive"),
+            "max_audio_seconds": (lambda v: v > 0, "must be positive"),
+            "request_timeout_s": (lambda v: v > 0, "must be positive"),
+            "workers": (lambda v: v >= 1, "must be at least 1"),
+            "queue_size": (lambda v: v >= 0, "must be 0 or more"),
+            "max_batch_files": (lambda v: v >= 1, "must be at least 1"),
+            "explain_top_k": (lambda v: 1 <= v <= 50, "must be between 1 and 50"),
+            "drift_window": (lambda v: v >= 1, "must be at least 1"),
+            "shap_fraction": (lambda v: 0 <= v <= 1, "must be between 0 and 1"),
+            "max_speakers": (lambda v: v >= 1, "must be at least 1"),
+            "max_reference_clips": (lambda v: v >= 1, "must be at least 1"),
+            "port": (lambda v: 0 <= v <= 65535, "must be between 0 and 65535"),
+        }
+        # `not ok(v)` rather than a negated comparison, so NaN fails every rule.
+        return {name: why for name, (ok, why) in rules.items() if name in values and not ok(values[name])}
 
     @property
     def max_batch_bytes(self) -> int:
@@ -132,20 +177,56 @@ class ServeSettings:
         return asdict(self)
 
     @classmethod
-    def from_env(cls, environ: dict | None = None, prefix: str = "VIBE_CHECK_") -> "ServeSettings":
-        """Defaults overridden by ``VIBE_CHECK_<FIELD>`` environment variables (e.g. ``VIBE_CHECK_WORKERS=4``)."""
+    def env_variables(cls, prefix: str = "VIBE_CHECK_") -> dict[str, str]:
+        """Every environment variable :meth:`from_env` reads -> the field it sets.
+
+        Examples
+        --------
+        >>> ServeSettings.env_variables()["VIBE_CHECK_TIMEOUT"]
+        'request_timeout_s'
+        """
+        names = {prefix + f.name.upper(): f.name for f in fields(cls)}
+        names.update({prefix + suffix: field for suffix, (field, _) in OPTION_VARIABLES.items()})
+        return names
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, prefix: str = "VIBE_CHECK_") -> "ServeSettings":
+        """Defaults overridden by environment variables.
+
+        Each setting is read from ``VIBE_CHECK_<FIELD>`` (``VIBE_CHECK_WORKERS=4``) and, where
+        ``vibe-check serve``'s option has another name, from ``VIBE_CHECK_<OPTION>`` too:
+        ``VIBE_CHECK_MAX_UPLOAD_MB`` (MiB), ``VIBE_CHECK_TIMEOUT`` (seconds) and
+        ``VIBE_CHECK_NO_DRIFT``. Flags take 1/true/yes/on or 0/false/no/off. Empty values are
+        ignored; a value that does not parse or is out of range raises ``ValueError`` naming the
+        variable.
+
+        Examples
+        --------
+        >>> ServeSettings.from_env({"VIBE_CHECK_MAX_UPLOAD_MB": "2", "VIBE_CHECK_NO_DRIFT": "1"}).max_upload_bytes
+        2097152
+        """
         environ = os.environ if environ is None else environ
-        changes = {}
-        for f in fields(cls):
-            raw = environ.get(prefix + f.name.upper())
+        changes: dict[str, object] = {}
+        source: dict[str, str] = {}  # field -> the variable it was read from, for the messages
+        problems = []
+        for variable, name in cls.env_variables(prefix).items():
+            raw = environ.get(variable)
             if raw is None or raw == "":
                 continue
-            kind = type(getattr(cls, f.name))  # the default's type: str, int or float
-            if kind is bool:  # bool("0") is True: read the usual words instead
-                changes[f.name] = raw.strip().lower() in ("1", "true", "yes", "on")
+            if name in source:
+                problems.append(f"{source[name]} and {variable} both set {name}; keep one")
                 continue
+            suffix = variable[len(prefix):]
+            # Otherwise the default's type (str, int, float or bool) parses the value.
+            convert = OPTION_VARIABLES[suffix][1] if suffix in OPTION_VARIABLES else _converter(type(getattr(cls, name)))
             try:
-                changes[f.name] = kind(raw)
-            except ValueError:
-                raise ValueError(f"{prefix + f.name.upper()}={raw!r} is not a valid {kind.__name__}") from None
+                changes[name] = convert(raw)
+            except ValueError as exc:
+                problems.append(f"{variable}={raw!r} {exc}")
+                continue
+            source[name] = variable
+        for name, why in cls.invalid_fields(changes).items():
+            problems.append(f"{source[name]}={environ[source[name]]!r} {why}")
+        if problems:
+            raise ValueError("invalid serve settings in the environment: " + "; ".join(problems))
         return cls(**changes)

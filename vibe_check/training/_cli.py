@@ -17,18 +17,60 @@ __all__ = ["augment_list", "add_train_arguments", "run_train", "add_evaluate_arg
 DEFAULT_DATA_DIRS = ("data/ravdess", "../shared/data/ravdess16k")
 
 
+BUNDLE_FORMATS = ("pkl", "skops")
+
+
 def _csv(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
+def _names_from(allowed, what: str):
+    """An argparse ``type``: a comma-separated list of names, each one of ``allowed``.
+
+    Checked while the command line is read, so a typo costs nothing instead of a whole run.
+    """
+    def parse(text: str) -> list[str]:
+        names = _csv(text)
+        unknown = [n for n in names if n not in allowed]
+        if unknown:
+            raise argparse.ArgumentTypeError(f"unknown {what} {', '.join(map(repr, unknown))}; choose from {', '.join(allowed)}")
+        if not names:
+            raise argparse.ArgumentTypeError(f"give at least one {what}, from {', '.join(allowed)}")
+        return names
+    return parse
+
+
 def augment_list(text: str) -> list[str]:
-    """``--augment`` value: comma-separated augmentation names, or ``none`` for no copies."""
-    return [a for a in _csv(text) if a != "none"]
+    """``--augment`` value: comma-separated augmentation names, or ``none`` for no copies.
+
+    Examples
+    --------
+    >>> augment_list("noise, babble"), augment_list("none")
+    (['noise', 'babble'], [])
+    """
+    from ..data import AUGMENTATIONS
+
+    names = _csv(text)
+    unknown = [a for a in names if a != "none" and a not in AUGMENTATIONS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown augmentation {', '.join(map(repr, unknown))}; "
+                                         f"choose from {', '.join(AUGMENTATIONS)}, or none")
+    return [a for a in names if a != "none"]
+
+
+def _fold_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"cross-validation needs at least 2 folds, not {value}")
+    return value
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     from ..data import AUGMENTATIONS
-    from ..features._cli import add_spectral_floor_argument
+    from ..features._cli import DEFAULT_CACHE_DIR, add_spectral_floor_argument
     from ._models import MODEL_NAMES
     from ._train import DEFAULT_AUGMENTATIONS, DEFAULT_MODELS, TASKS
 
@@ -38,7 +80,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", choices=TASKS, default="emotion", help="8 emotions or 3 sentiment classes (default: %(default)s)")
     parser.add_argument("--sentiment-direct", action="store_true",
                         help="with --task sentiment: fit the 3 classes directly instead of reading them off emotion models")
-    parser.add_argument("--models", type=_csv, default=list(DEFAULT_MODELS),
+    parser.add_argument("--models", type=_names_from(MODEL_NAMES, "model"), default=list(DEFAULT_MODELS),
                         help=f"comma-separated, from {','.join(MODEL_NAMES)} (default: {','.join(DEFAULT_MODELS)}); 'ensemble' "
                              "soft-votes the listed models, or the default four when fewer than two are listed")
     parser.add_argument("--augment", type=augment_list, default=list(DEFAULT_AUGMENTATIONS),
@@ -50,11 +92,14 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--speaker-normalize", action="store_true",
                         help="speaker-normalised mode: models classify a clip relative to its speaker's average and need "
                              "reference clips of the speaker to predict (bundles *_speaker_model.pkl); not the headline figure")
-    parser.add_argument("--folds", type=int, default=5, help="speaker-grouped folds (default: %(default)s)")
+    parser.add_argument("--folds", type=_fold_count, default=5,
+                        help="speaker-grouped folds, at most the number of actors (default: %(default)s)")
     parser.add_argument("--n-jobs", type=int, default=2, help="parallel workers (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    parser.add_argument("--formats", type=_csv, default=["pkl"], help="bundle formats: pkl, skops (default: pkl)")
-    parser.add_argument("--cache-dir", help="feature cache (default: data/.feature_cache)")
+    parser.add_argument("--formats", type=_names_from(BUNDLE_FORMATS, "bundle format"), default=["pkl"],
+                        help="bundle formats, comma-separated: pkl, skops (default: pkl)")
+    parser.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR,
+                        help="feature cache, shared with features and evaluate (default: %(default)s)")
     parser.add_argument("--report", action="store_true", help="also write the HTML report with SHAP plots")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.add_argument("--metrics-textfile", metavar="PATH",
@@ -88,7 +133,7 @@ def run_train(args: argparse.Namespace) -> int:
     progress = not args.no_progress
     try:
         print(f"features: {data_dir} -> {manifest_path}", file=sys.stderr)
-        cache_dir = args.cache_dir or Path("data") / ".feature_cache"
+        cache_dir = Path(args.cache_dir)
         manifest = build_manifest(data_dir, manifest_path, config=feature_config(args), n_jobs=args.n_jobs,
                                   progress=progress, cache_dir=cache_dir, augment=args.augment)
         n_err = len(manifest.attrs.get("errors", []))
@@ -146,6 +191,8 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..features._cli import DEFAULT_CACHE_DIR
+
     parser.add_argument("--model", required=True, help="bundle (.pkl or .skops)")
     parser.add_argument("--data-dir", required=True, help="folder of clips the model has not seen")
     parser.add_argument("--labels", help="CSV with columns file,emotion (default: labels from RAVDESS file names)")
@@ -153,14 +200,20 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-jobs", type=int, default=1, help="parallel feature extraction (default: %(default)s)")
     parser.add_argument("--test-time-augmentation", action="store_true",
                         help="classify every clip with its own speed copies too (see README)")
+    parser.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR,
+                        help="feature cache, shared with train and features (default: %(default)s)")
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    from ..data import GENERATED_SOURCE
+    from ..models._bundle import read_bundle_metadata
+    from ..models._cli import note_generated_speech
     from ._evaluate import evaluate_bundle
 
     try:
+        note_generated_speech(read_bundle_metadata(args.model).get("data_source") == GENERATED_SOURCE, args.model)
         m = evaluate_bundle(args.model, args.data_dir, labels_csv=args.labels, n_jobs=args.n_jobs,
-                            test_time_augmentation=args.test_time_augmentation)
+                            test_time_augmentation=args.test_time_augmentation, cache_dir=args.cache_dir)
     except VibeCheckError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..data import ORIGINAL
-from ..exceptions import DatasetError
+from ..data import ORIGINAL, parse_filename
+from ..exceptions import DatasetError, FilenameError
 from ..features import FeatureConfig, build_manifest, manifest_errors
 from ..models._bundle import load_bundle
 from ..models._custom import training_speed_copies
@@ -32,6 +33,33 @@ def read_label_csv(path: str | os.PathLike) -> dict[str, str]:
     if missing:
         raise DatasetError(f"{path}: the label CSV needs columns file,emotion (missing {sorted(missing)})")
     return {Path(str(f)).name: str(e).strip().lower() for f, e in zip(table["file"], table["emotion"])}
+
+
+def _nothing_to_score(data, skipped: list[dict], labels_from_csv: bool) -> DatasetError:
+    """The error when no clip is left: the first reasons, and what to do when the names are the problem."""
+    if not skipped:
+        return DatasetError(f"no labelled, readable clips in {data}")
+    by_reason: dict[str, list[str]] = {}  # the same reason for many files is quoted once
+    for skip in skipped:
+        name = Path(skip["path"]).name
+        why = skip["reason"][len(name) + 2:] if skip["reason"].startswith(f"{name}: ") else skip["reason"]
+        by_reason.setdefault(why, []).append(name)
+    shown = "; ".join(f"{names[0]}{f' and {len(names) - 1} more' if len(names) > 1 else ''}: {why}"
+                      for why, names in list(by_reason.items())[:3])
+    more = f"; and {len(by_reason) - 3} other reason(s)" if len(by_reason) > 3 else ""
+    message = f"no labelled, readable clips in {data}: {len(skipped)} file(s) skipped ({shown}{more})"
+    if not labels_from_csv and any(_not_ravdess_named(s["path"]) for s in skipped):
+        message += (". Without a label CSV the emotion is read from RAVDESS file names (like 03-01-05-02-01-01-12.wav): "
+                    "name the clips so, or give a CSV with columns file,emotion (--labels on the command line)")
+    return DatasetError(message)
+
+
+def _not_ravdess_named(path: str) -> bool:
+    try:
+        parse_filename(path)
+    except FilenameError:
+        return True
+    return False
 
 
 def evaluate_bundle(
@@ -58,7 +86,8 @@ def evaluate_bundle(
     -------
     dict
         ``n``, ``accuracy``, ``macro_f1``, ``uar``, ``per_class``, ``confusion``, ``per_gender``
-        (when known), ``classes``, ``classes_in_data``, ``model``, ``feature_hash``, ``speaker_normalized``,
+        and ``per_actor`` (``None`` unless every clip's gender or actor is known, as from RAVDESS
+        names), ``gender_gap`` (with two genders or more), ``classes``, ``classes_in_data``, ``model``, ``feature_hash``, ``speaker_normalized``,
         ``test_time_speeds``, ``heard_actors`` (RAVDESS actors of the clips that the bundle was
         trained on: then the figures are not speaker-independent), ``skipped``.
 
@@ -87,7 +116,7 @@ def evaluate_bundle(
     else:
         raw = manifest["emotion"]
     if manifest.empty:
-        raise DatasetError(f"no labelled, readable clips in {data}")
+        raise _nothing_to_score(data, skipped, csv_labels is not None)
     # An emotion label is mapped into the model's task (e.g. angry -> negative for sentiment).
     labels = np.array([mapping.get(str(v), str(v)) for v in raw], dtype=object)
     unknown = sorted(set(labels) - set(classes))
@@ -124,7 +153,14 @@ def evaluate_bundle(
     y = np.array([classes.index(lbl) for lbl in labels])
     gender = manifest["gender"].to_numpy(dtype=object) if manifest["gender"].notna().all() else None
     actor = manifest["actor"].to_numpy() if manifest["actor"].notna().all() else None
-    metrics = classification_metrics(y, proba, classes, gender=gender, actor=actor)
+    with warnings.catch_warnings():
+        # The model answers with any of its classes (above), so answers outside the labels
+        # present are expected, not a mistake worth sklearn's warning.
+        warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
+        metrics = classification_metrics(y, proba, classes, gender=gender, actor=actor)
+    # The same keys whatever the clips say: null when their genders or actors are unknown.
+    metrics.setdefault("per_gender", None)
+    metrics.setdefault("per_actor", None)
     # RAVDESS actor numbers name the same people in any copy of the corpus (not in generated speech).
     trained_on = set() if meta.get("data_source") else {int(a) for a in (meta.get("data_summary") or {}).get("actors", [])}
     heard = sorted(trained_on & {int(a) for a in actor}) if actor is not None else []
