@@ -77,6 +77,14 @@ def _clips_of_one_actor(trained_models, n: int) -> list[str]:
     return manifest.loc[manifest["actor"] == manifest["actor"].iloc[0], "path"].tolist()[:n]
 
 
+def _folder_of_clips(trained_models, folder: Path, n: int = 2) -> Path:
+    """``folder`` holding copies of ``n`` clips of one actor of the fixture's corpus."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for clip in _clips_of_one_actor(trained_models, n):
+        shutil.copy(clip, folder / Path(clip).name)
+    return folder
+
+
 def _copy_bundle(bundle: Path, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for p in (bundle, bundle.with_suffix(".json")):
@@ -259,10 +267,7 @@ def test_evaluate_json_always_has_per_gender_and_per_actor(trained_models, tmp_p
 
 def test_evaluate_takes_a_cache_dir(trained_models, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    clips = tmp_path / "clips"
-    clips.mkdir()
-    for clip in _clips_of_one_actor(trained_models, 2):
-        shutil.copy(clip, clips / Path(clip).name)
+    _folder_of_clips(trained_models, tmp_path / "clips")
     assert main(["evaluate", "--model", str(trained_models["best"]), "--data-dir", "clips", "--cache-dir", "cache"]) == 0
     assert (tmp_path / "cache").is_dir() and not (tmp_path / "data").exists()
 
@@ -272,10 +277,7 @@ def test_evaluate_notes_a_bundle_trained_on_generated_speech(trained_models, tmp
     from vibe_check.data import GENERATED_SOURCE
 
     demo = trained_models["trainer"].save_bundles(tmp_path / "demo", command="pytest", data_source=GENERATED_SOURCE)["best"]
-    clips = tmp_path / "clips"
-    clips.mkdir()
-    for clip in _clips_of_one_actor(trained_models, 2):
-        shutil.copy(clip, clips / Path(clip).name)
+    clips = _folder_of_clips(trained_models, tmp_path / "clips")
     assert main(["evaluate", "--model", str(demo), "--data-dir", str(clips)]) == 0
     assert "trained by the demo on generated speech" in capsys.readouterr().err
 
@@ -392,9 +394,6 @@ def test_features_writes_only_parquet(tmp_path, capsys):
 
 def test_features_caches_where_train_and_evaluate_do(trained_models, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    data = tmp_path / "clips"
-    data.mkdir()
-    for clip in _clips_of_one_actor(trained_models, 2):
-        shutil.copy(clip, data / Path(clip).name)
+    _folder_of_clips(trained_models, tmp_path / "clips")
     assert main(["features", "--data-dir", "clips", "--out", "feat/m.parquet", "--no-progress"]) == 0
     assert (tmp_path / "data" / ".feature_cache").is_dir() and not (tmp_path / "feat" / ".feature_cache").exists()

@@ -26,6 +26,7 @@ import pandas as pd
 import requests
 from tqdm.auto import tqdm
 
+from .._argtypes import int_at_least
 from ..exceptions import (
     ChecksumError,
     DatasetError,
@@ -467,12 +468,6 @@ def _move_into_place(src: Path, final_dir: Path) -> None:
 
 
 # -- command line -------------------------------------------------------------------------------
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
 
 def add_download_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``vibe-check download`` options to ``parser``.
@@ -492,7 +487,7 @@ def add_download_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--md5", help="expected MD5 of the archive; '' or 'skip' disables the check "
                         "(custom URLs only)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
-    parser.add_argument("--retries", type=_positive_int, default=5, help="download attempts in all (default: 5)")
+    parser.add_argument("--retries", type=int_at_least(1), default=5, help="download attempts in all (default: 5)")
 
 
 def run_download(args: argparse.Namespace) -> int:

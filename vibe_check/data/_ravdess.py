@@ -22,6 +22,7 @@ __all__ = [
     "SENTIMENT_OF_EMOTION",
     "AUDIO_EXTENSIONS",
     "RavdessInfo",
+    "is_ravdess_name",
     "parse_filename",
     "scan_dataset",
 ]
@@ -122,6 +123,21 @@ def parse_filename(path: str | os.PathLike) -> RavdessInfo:
     if info.emotion == "neutral" and info.intensity == "strong":
         raise FilenameError(f"{name}: RAVDESS has no strong intensity for neutral")
     return info
+
+
+def is_ravdess_name(path: str | os.PathLike) -> bool:
+    """Whether the file name follows the RAVDESS scheme (:func:`parse_filename` accepts it).
+
+    Examples
+    --------
+    >>> is_ravdess_name("03-01-05-02-01-01-12.wav"), is_ravdess_name("angry.wav")
+    (True, False)
+    """
+    try:
+        parse_filename(path)
+    except FilenameError:
+        return False
+    return True
 
 
 def list_audio_files(root: str | os.PathLike, extensions: Iterable[str] = AUDIO_EXTENSIONS) -> list[Path]:

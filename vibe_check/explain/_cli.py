@@ -6,27 +6,19 @@ import argparse
 import json
 import sys
 
+from .._argtypes import int_at_least
 from ..exceptions import VibeCheckError
 from ._words import SPACE_UNITS, format_value
 
 __all__ = ["add_explain_arguments", "run_explain", "format_explanation"]
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {text}")
-    return value
-
 
 def add_explain_arguments(parser: argparse.ArgumentParser) -> None:
     from ..models._cli import add_model_arguments  # the same model options as predict
 
     add_model_arguments(parser, verb="explain")
-    parser.add_argument("--top", type=_positive_int, default=5, help="features listed on each side (default: %(default)s)")
+    parser.add_argument("--top", type=int_at_least(1), default=5, help="features listed on each side (default: %(default)s)")
     parser.add_argument("--json", action="store_true",
                         help='print one JSON object per file (JSON Lines), with its "file", as predict --json does')
 

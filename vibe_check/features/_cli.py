@@ -46,17 +46,6 @@ def _parquet_path(text: str) -> str:
     return text
 
 
-def _ravdess_named(path: str) -> bool:
-    from ..data import parse_filename
-    from ..exceptions import FilenameError
-
-    try:
-        parse_filename(path)
-    except FilenameError:
-        return False
-    return True
-
-
 def add_features_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", help="folder of audio files (RAVDESS-named); required unless --describe")
     parser.add_argument("--out", type=_parquet_path, default="data/manifest.parquet",
@@ -71,6 +60,7 @@ def add_features_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_features(args: argparse.Namespace) -> int:
+    from ..data import is_ravdess_name
     from . import FeatureExtractor, build_manifest, manifest_errors
 
     if args.describe:
@@ -107,7 +97,7 @@ def run_features(args: argparse.Namespace) -> int:
             print(f"  {shown}", file=sys.stderr)
     if len(df) == 0:
         print(f"error: no features extracted: none of the {len(errors)} file(s) in {args.data_dir} could be used", file=sys.stderr)
-        if any(not _ravdess_named(p) for p in errors["path"]):
+        if any(not is_ravdess_name(p) for p in errors["path"]):
             print("note: the manifest reads each clip's emotion, actor and gender from its RAVDESS file name "
                   "(like 03-01-05-02-01-01-12.wav); to score clips named otherwise, use vibe-check evaluate --labels",
                   file=sys.stderr)

@@ -13,6 +13,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from .._argtypes import positive_seconds
 from ..audio import DEFAULT_MAX_DURATION
 from ..exceptions import VibeCheckError
 
@@ -35,15 +36,6 @@ def note_generated_speech(trained_on_generated_speech: bool, path: str | Path) -
               "works, not how real voices sound, so its predictions on real recordings mean little. For a real "
               "model, train on RAVDESS (README: 'Train on real RAVDESS').", file=sys.stderr)
 
-
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds, not {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text}")
-    return value
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, *, verb: str) -> None:
@@ -68,7 +60,7 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, verb: str) -> None:
                              f"classified relative to. It takes every path after it: give the files to {verb} first "
                              "(FILE... --speaker-reference alice_*.wav), or end the references with -- "
                              "(--speaker-reference alice_*.wav -- FILE...)")
-    parser.add_argument("--max-duration", type=_positive_seconds, default=DEFAULT_MAX_DURATION, metavar="SECONDS",
+    parser.add_argument("--max-duration", type=positive_seconds, default=DEFAULT_MAX_DURATION, metavar="SECONDS",
                         help="longest accepted audio; longer files are refused, since the features summarise one "
                              "utterance (default: %(default)g)")
     parser.add_argument("--n-jobs", type=int, default=1, help="parallel feature extraction workers (default: %(default)s)")

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from .._argtypes import int_at_least
 from .._atomic import atomic_path
 from ..exceptions import VibeCheckError
 
@@ -58,15 +59,6 @@ def augment_list(text: str) -> list[str]:
     return [a for a in names if a != "none"]
 
 
-def _fold_count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"cross-validation needs at least 2 folds, not {value}")
-    return value
-
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     from ..data import AUGMENTATIONS
@@ -92,7 +84,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--speaker-normalize", action="store_true",
                         help="speaker-normalised mode: models classify a clip relative to its speaker's average and need "
                              "reference clips of the speaker to predict (bundles *_speaker_model.pkl); not the headline figure")
-    parser.add_argument("--folds", type=_fold_count, default=5,
+    parser.add_argument("--folds", type=int_at_least(2, "cross-validation needs at least 2 folds"), default=5,
                         help="speaker-grouped folds, at most the number of actors (default: %(default)s)")
     parser.add_argument("--n-jobs", type=int, default=2, help="parallel workers (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..data import ORIGINAL, parse_filename
-from ..exceptions import DatasetError, FilenameError
+from ..data import ORIGINAL, is_ravdess_name
+from ..exceptions import DatasetError
 from ..features import FeatureConfig, build_manifest, manifest_errors
 from ..models._bundle import load_bundle
 from ..models._custom import training_speed_copies
@@ -48,18 +48,10 @@ def _nothing_to_score(data, skipped: list[dict], labels_from_csv: bool) -> Datas
                       for why, names in list(by_reason.items())[:3])
     more = f"; and {len(by_reason) - 3} other reason(s)" if len(by_reason) > 3 else ""
     message = f"no labelled, readable clips in {data}: {len(skipped)} file(s) skipped ({shown}{more})"
-    if not labels_from_csv and any(_not_ravdess_named(s["path"]) for s in skipped):
+    if not labels_from_csv and any(not is_ravdess_name(s["path"]) for s in skipped):
         message += (". Without a label CSV the emotion is read from RAVDESS file names (like 03-01-05-02-01-01-12.wav): "
                     "name the clips so, or give a CSV with columns file,emotion (--labels on the command line)")
     return DatasetError(message)
-
-
-def _not_ravdess_named(path: str) -> bool:
-    try:
-        parse_filename(path)
-    except FilenameError:
-        return True
-    return False
 
 
 def evaluate_bundle(
