@@ -139,6 +139,53 @@ def test_cross_validation_results(trained_models):
     assert table["macro_f1_mean"].max() > 0.4
 
 
+def test_an_interrupted_training_run_resumes_from_its_cached_fits(trained_models, tmp_path, monkeypatch):
+    """With ``memory``, every fold fit and refit is kept as it finishes: a run stopped part-way
+    fits only the rest when started again, and ends with the results of an uninterrupted run."""
+    import vibe_check.training._train as train_module
+
+    manifest = trained_models["manifest"]
+    settings = dict(models=["logreg", "lda"], n_splits=3, random_state=0)
+    fits = []
+    real_fold, real_refit = train_module.fit_predict_fold, train_module.fit_clone
+
+    def counting_fold(*args, **kwargs):
+        fits.append("fold")
+        if stop_after is not None and len(fits) > stop_after:
+            raise KeyboardInterrupt  # Ctrl-C in the middle of the run
+        return real_fold(*args, **kwargs)
+
+    def counting_refit(*args, **kwargs):
+        fits.append("refit")
+        return real_refit(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "fit_predict_fold", counting_fold)
+    monkeypatch.setattr(train_module, "fit_clone", counting_refit)
+    cache = tmp_path / "fits"
+    stop_after = 3  # 2 models x (3 folds + 1 refit) = 8 fits; the 4th is interrupted
+    with pytest.raises(KeyboardInterrupt):
+        EmotionTrainer(**settings, memory=cache).fit(manifest)
+    done = len(fits) - 1
+    stop_after, fits[:] = None, []
+    resumed = EmotionTrainer(**settings, memory=cache).fit(manifest)
+    assert len(fits) == 8 - done  # only what the first run had not finished
+    fits.clear()
+    fresh = EmotionTrainer(**settings).fit(manifest)  # no cache: the reference
+    assert len(fits) == 8
+    for name in fresh.cv_results_:
+        pd.testing.assert_frame_equal(resumed.cv_results_[name].oof, fresh.cv_results_[name].oof)
+        X = manifest[fresh.feature_names_in_].to_numpy()
+        np.testing.assert_array_equal(resumed.estimators_[name].predict_proba(X), fresh.estimators_[name].predict_proba(X))
+    fits.clear()
+    EmotionTrainer(**settings, memory=cache).fit(manifest)
+    assert fits == []  # a repeated run fits nothing
+    EmotionTrainer(**settings, memory=cache, model_params={"logreg": {"model__C": 0.5}}).fit(manifest)
+    assert len(fits) == 4  # another setting of one model refits that model only
+    fits.clear()
+    EmotionTrainer(**settings, memory=cache).fit(manifest.iloc[:-1].copy())
+    assert len(fits) == 8  # other rows: nothing is reused
+
+
 def test_selection_keeps_the_cheaper_model_within_one_standard_error():
     def cv(name, mean, std):
         return ModelCV(name, [], {"macro_f1": {"mean": mean, "std": std}}, pd.DataFrame(), [], [])
@@ -366,6 +413,7 @@ def test_cli_train_then_evaluate(trained_models, unseen_corpus, tmp_path, capsys
     assert "vibe_check_training_cv_macro_f1" in (tmp_path / "out" / "training.prom").read_text()
     assert "warning: training metrics not exported" in captured.err  # the gateway is down; the run still succeeds
     assert (tmp_path / "out" / "best_emotion_model.pkl").exists()
+    assert any((tmp_path / "data" / ".feature_cache" / "fits").rglob("output.pkl"))  # the fits, for a resumed run
     code = main(["evaluate", "--model", "out/best_emotion_model.pkl", "--data-dir", str(unseen_corpus), "--json"])
     captured = capsys.readouterr()
     assert code == 0

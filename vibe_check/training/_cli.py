@@ -91,7 +91,11 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--formats", type=_names_from(BUNDLE_FORMATS, "bundle format"), default=["pkl"],
                         help="bundle formats, comma-separated: pkl, skops (default: pkl)")
     parser.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR,
-                        help="feature cache, shared with features and evaluate (default: %(default)s)")
+                        help="feature cache, shared with features and evaluate, and the model fits of training runs "
+                             "in its fits/ folder: an interrupted run resumes, a repeated one fits nothing "
+                             "(default: %(default)s)")
+    parser.add_argument("--no-fit-cache", action="store_true",
+                        help="fit every model again instead of reusing fits cached by earlier runs (timing runs)")
     parser.add_argument("--report", action="store_true", help="also write the HTML report with SHAP plots")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.add_argument("--metrics-textfile", metavar="PATH",
@@ -134,7 +138,8 @@ def run_train(args: argparse.Namespace) -> int:
         trainer = EmotionTrainer(task=args.task, models=args.models, n_splits=args.folds, random_state=args.seed,
                                  n_jobs=args.n_jobs, progress=progress,
                                  sentiment_from_emotions=not args.sentiment_direct,
-                                 speaker_normalization=args.speaker_normalize).fit(manifest)
+                                 speaker_normalization=args.speaker_normalize,
+                                 memory=None if args.no_fit_cache else cache_dir / "fits").fit(manifest)
         written = trainer.save_bundles(out, formats=args.formats, command=command)
         robustness = None
         if args.robustness:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import sys
@@ -13,9 +14,11 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
+import joblib
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator
 from sklearn.preprocessing import LabelEncoder
+from sklearn.utils.validation import check_memory
 from tqdm.auto import tqdm
 
 from ..data import EMOTIONS, ORIGINAL, SENTIMENT_OF_EMOTION
@@ -106,15 +109,29 @@ class ModelCV:
 _FIT_COST_RANK = {name: rank for rank, name in enumerate(("lda", "logreg", "random_forest", "hist_gb", "gradient_boosting"))}
 
 
-def _fit_job(name, estimator, X, y, train, test, n_classes, fold, per_row):
+# ``data_key`` stands for the arguments a fit cache does not hash (X, y, per_row: hashing the
+# whole matrix for every one of 30 fits would cost seconds); see EmotionTrainer(memory=...).
+_UNHASHED = ["X", "y", "per_row"]
+
+
+def _fit_job(name, estimator, X, y, train, test, n_classes, fold, per_row, data_key=None):
     result, _ = fit_predict_fold(estimator, X, y, train, test, n_classes=n_classes, fold=fold, **per_row)
     return name, result
 
 
-def _refit_job(name, estimator, X, y, per_row):
+def _refit_job(name, estimator, X, y, per_row, data_key=None):
     t0 = time.perf_counter()
     model = fit_clone(estimator, X, y, **per_row)
     return name, (model, time.perf_counter() - t0)
+
+
+def _training_code_digest() -> str:
+    """SHA-256 of this package's source files: a fit cached by other training code is not reused
+    (the estimators' parameters alone do not show a change in how a model fits)."""
+    digest = hashlib.sha256()
+    for source in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(source.name.encode() + b"\0" + source.read_bytes())
+    return digest.hexdigest()
 
 
 def _recordings(manifest: pd.DataFrame) -> np.ndarray | None:
@@ -191,6 +208,13 @@ class EmotionTrainer(BaseEstimator):
         time (:meth:`CustomEmotionModel.for_speaker`). In cross-validation each held-out speaker
         is centred on all of their own clips; :func:`evaluate_speaker_references` measures
         smaller reference sets. Not the headline figure, which predicts every clip on its own.
+    memory : str, path or joblib.Memory, optional
+        Where every fold fit and refit is cached, as in scikit-learn's ``Pipeline(memory=...)``.
+        A run that is interrupted, or repeated on the same manifest with the same settings,
+        fits only what it has not fitted before and gives the same results. A fit is reused only
+        for the same rows, labels, folds, model parameters, library versions and training code.
+        ``vibe-check train`` caches beside the feature cache (``--cache-dir``). None (default):
+        no cache.
 
     Augmented copies (manifest rows whose ``augmentation`` is not ``"none"``, see
     ``build_manifest(augment=...)``) are training data only: in each fold the copies of the
@@ -222,7 +246,7 @@ class EmotionTrainer(BaseEstimator):
     def __init__(self, *, task: str = "emotion", models: Sequence[str] = DEFAULT_MODELS, n_splits: int = 5,
                  random_state: int = 0, n_jobs: int = 1, cv=None, progress: bool = False,
                  model_params: dict | None = None, sentiment_from_emotions: bool = True,
-                 speaker_normalization: bool = False):
+                 speaker_normalization: bool = False, memory=None):
         self.task = task
         self.models = models
         self.n_splits = n_splits
@@ -233,6 +257,7 @@ class EmotionTrainer(BaseEstimator):
         self.model_params = model_params
         self.sentiment_from_emotions = sentiment_from_emotions
         self.speaker_normalization = speaker_normalization
+        self.memory = memory
 
     # -- fitting ------------------------------------------------------------------------------
     def _model_plan(self) -> tuple[list[str], bool]:
@@ -323,8 +348,14 @@ class EmotionTrainer(BaseEstimator):
         # Per-row fit parameters: speakers (grouped inner folds), the original clips (calibration)
         # and the recording each row was made from (the LDA's nuisance covariance).
         per_row = {"groups": groups, "calibrate_on": is_original, "recordings": _recordings(manifest)}
-        calls = [delayed(_refit_job)(name, estimators[name], X, y_fit, per_row) if fold is None else
-                 delayed(_fit_job)(name, estimators[name], X, y_fit, *folds[fold], n_classes, fold, per_row)
+        memory = check_memory(os.fspath(self.memory) if isinstance(self.memory, os.PathLike) else self.memory)
+        fit_job, refit_job = _fit_job, _refit_job
+        data_key = None
+        if memory.location is not None:
+            fit_job, refit_job = (memory.cache(f, ignore=_UNHASHED) for f in (_fit_job, _refit_job))
+            data_key = joblib.hash((X, y_fit, per_row, library_versions(), _training_code_digest()))
+        calls = [delayed(refit_job)(name, estimators[name], X, y_fit, per_row, data_key=data_key) if fold is None else
+                 delayed(fit_job)(name, estimators[name], X, y_fit, *folds[fold], n_classes, fold, per_row, data_key=data_key)
                  for name, fold in jobs]
         bar = tqdm(total=len(jobs), desc="training", unit="fit", disable=not self.progress)
         results: dict[str, list[FoldResult]] = {m: [None] * len(folds) for m in base}
