@@ -413,7 +413,13 @@ def test_cli_train_then_evaluate(trained_models, unseen_corpus, tmp_path, capsys
     assert "vibe_check_training_cv_macro_f1" in (tmp_path / "out" / "training.prom").read_text()
     assert "warning: training metrics not exported" in captured.err  # the gateway is down; the run still succeeds
     assert (tmp_path / "out" / "best_emotion_model.pkl").exists()
-    assert any((tmp_path / "data" / ".feature_cache" / "fits").rglob("output.pkl"))  # the fits, for a resumed run
+    fits = tmp_path / "data" / ".feature_cache" / "fits"
+    assert any(fits.rglob("output.pkl"))  # the fits, for a resumed run
+    monkeypatch.setattr("vibe_check.training._cli.FIT_CACHE_BYTES", 1)  # the cache is bounded: all but nothing over
+    assert main(["train", "--data-dir", str(trained_models["corpus"]), "--output-dir", "out", "--folds", "3",
+                 "--models", "lda", "--n-jobs", "1", "--no-progress"]) == 0
+    assert not any(fits.rglob("output.pkl"))
+    capsys.readouterr()
     code = main(["evaluate", "--model", "out/best_emotion_model.pkl", "--data-dir", str(unseen_corpus), "--json"])
     captured = capsys.readouterr()
     assert code == 0

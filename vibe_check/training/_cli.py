@@ -60,6 +60,17 @@ def augment_list(text: str) -> list[str]:
 
 
 
+#: Bytes of model fits kept for later runs (a full default run on RAVDESS leaves about 31 MB): the
+#: least recently used go first.
+FIT_CACHE_BYTES = 1 << 30
+
+
+def _bound_fit_cache(location: Path) -> None:
+    import joblib
+
+    joblib.Memory(location, verbose=0).reduce_size(bytes_limit=FIT_CACHE_BYTES)
+
+
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     from ..data import AUGMENTATIONS
     from ..features._cli import DEFAULT_CACHE_DIR, add_spectral_floor_argument
@@ -140,6 +151,8 @@ def run_train(args: argparse.Namespace) -> int:
                                  sentiment_from_emotions=not args.sentiment_direct,
                                  speaker_normalization=args.speaker_normalize,
                                  memory=None if args.no_fit_cache else cache_dir / "fits").fit(manifest)
+        if not args.no_fit_cache:
+            _bound_fit_cache(cache_dir / "fits")
         written = trainer.save_bundles(out, formats=args.formats, command=command)
         robustness = None
         if args.robustness:
