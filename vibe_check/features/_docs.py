@@ -75,21 +75,20 @@ def _intro(cfg: FeatureConfig) -> list[str]:
             f" (on). Other voices behind the speaker (babble) are not stationary, so the subtraction leaves them: "
             f"the speech is also kept within {cfg.speech_margin_s:g} s of its loud core, the first and last runs "
             f"(50 ms or longer) of frames within {cfg.speech_anchor_db:g} dB of the loud level (95th percentile). "
-            "Talkers 20 dB below the speaker in the lead-in and tail then stay out of the features. On the 1,200 "
-            "clean RAVDESS clips it shortens 30% of them (median 0.39 s: breaths, clicks, quiet onsets and "
-            "endings; in 8% the part cut holds 0.1 s or more of weak voicing) and cross-validated macro-F1 did "
-            "not fall (docs/experiments.md)."
+            "Talkers 20 dB below the speaker in the lead-in and tail then stay out of the features. On clean "
+            "RAVDESS clips what it cuts is mostly breaths, clicks, quiet onsets and endings, and cross-validated "
+            "macro-F1 did not fall (docs/experiments.md, \"Babble in the lead-in and tail\", has the figures)."
             if cfg.speech_anchor_db is not None else " (off in this configuration)."),
         "   **Spectral floor**" + (
             f" (on, {cfg.spectral_floor_db:g} dB)." if cfg.spectral_floor_db is not None else
             " (off by default; `FeatureConfig(spectral_floor_db=30)`, `--spectral-floor-db 30`).") + " Every "
         "spectrogram bin is raised to at least that many dB below its own loud level (95th percentile over the "
-        "speech). Other talkers at 20 dB SNR sit about 24 dB below the speaker's loud level in each bin (median over "
-        "bins and 30 RAVDESS clips, before the noise subtraction) and show in the valleys between harmonics and in "
-        "quiet frames: below the floor, they no longer move the features. On "
+        "speech). Other talkers at 20 dB SNR sit below the speaker's loud level in each bin (docs/experiments.md, "
+        "\"A spectral floor against other voices\", measures by how much) and show in the valleys between "
+        "harmonics and in quiet frames: below the floor, they no longer move the features. On "
         "RAVDESS a 30 dB floor cut the 20 dB babble loss from 0.108 to 0.046 and the 20 dB white-noise loss "
-        "from 0.042 to 0.007, and lowered clean-clip macro-F1 from 0.701 to 0.677 (sentiment unchanged); "
-        "docs/experiments.md has the table.",
+        "from 0.042 to 0.007, and lowered clean-clip macro-F1 from 0.701 to 0.677 "
+        "(`python benchmarks/bench_robustness.py --models lda [--spectral-floor-db 30]`; sentiment unchanged).",
         f"3. **Level normalisation.** The clip is scaled so that its loud frames (95th percentile of the frame "
         f"RMS level) sit at {REFERENCE_LEVEL_DB:g} dBFS, which makes every feature independent of the "
         "recording gain. The input level and a rough SNR are reported separately (`SignalInfo`), not as "
