@@ -10,11 +10,10 @@ import socket
 import sys
 from typing import Mapping
 
-from ._settings import ServeSettings
+from ._settings import _MIB, ServeSettings
 
 __all__ = ["add_serve_arguments", "run_serve", "settings_from_args", "env_variable", "unknown_env_variables"]
 
-_MIB = 1024 * 1024
 _PREFIX = "VIBE_CHECK_"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
