@@ -22,6 +22,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .._threads import one_thread
+from ..models._custom import combine_copies
 from ._shap import ExplanationError, PipelineShap, ShapResult
 from ._words import SPACE_UNITS, feature_unit, level_word, plain_label, sentence
 
@@ -217,13 +218,8 @@ class Explainer:
             raise ExplanationError(f"expected rows of {len(self.feature_names)} features, got shape {np.shape(x)}")
         n_rows = X.shape[0]
         with one_thread():  # one clip: threads only add start-up and spin-wait costs
-            if proba is None:
-                P = self._proba(X)
-                if n_rows > 1:  # the model's answer over the copies: their normalised geometric mean
-                    Q = np.exp(np.log(np.clip(P, 1e-300, None)).mean(axis=0))
-                    proba = Q / Q.sum()
-                else:
-                    proba = P[0]
+            if proba is None:  # the model's answer: over the copies, as CustomEmotionModel combines them
+                proba = combine_copies(self._proba(X), [n_rows])[0]
             values, base = self._shap(X) if n_rows == 1 else self._shap.combined(X)
         proba = np.asarray(proba, dtype=np.float64).reshape(-1)
         if proba.size != len(self.classes):

@@ -83,6 +83,24 @@ def _item_list(items: Iterable[Any]) -> list:
     return list(items)
 
 
+def combine_copies(P: np.ndarray, sizes: Sequence[int]) -> np.ndarray:
+    """One probability row per item from its consecutive rows of ``P`` (``sizes[i]`` rows for item
+    ``i``: a clip, then its test-time speed copies): their normalised geometric mean.
+
+    Examples
+    --------
+    >>> combine_copies(np.array([[0.9, 0.1], [0.5, 0.5], [0.2, 0.8]]), [1, 2]).round(3).tolist()
+    [[0.9, 0.1], [0.333, 0.667]]
+    """
+    sizes = np.asarray(sizes)
+    if sizes.max() == 1:
+        return P
+    log_p = np.log(np.clip(P, 1e-300, None))
+    starts = np.cumsum([0, *sizes[:-1]])
+    Q = np.exp(np.add.reduceat(log_p, starts, axis=0) / sizes[:, None])
+    return Q / Q.sum(axis=1, keepdims=True)
+
+
 def _clip_rows(extractor: FeatureExtractor, y: np.ndarray, speeds: Sequence[float] = ()) -> tuple[np.ndarray, SignalInfo]:
     """Feature rows of decoded audio: the clip as it is, then one row per speed copy of it
     (test-time augmentation; none by default), with the clip's signal facts."""
@@ -513,14 +531,7 @@ class CustomEmotionModel:
     def _proba_of_items(self, item_rows: Sequence[np.ndarray]) -> np.ndarray:
         """One probability row per item from its feature rows (:func:`_clip_rows`): with
         test-time augmentation, the normalised geometric mean over the clip and its speed copies."""
-        sizes = [len(r) for r in item_rows]
-        P = self.predict_proba_features(np.vstack(item_rows))
-        if max(sizes) == 1:
-            return P
-        log_p = np.log(np.clip(P, 1e-300, None))
-        starts = np.cumsum([0, *sizes[:-1]])
-        Q = np.exp(np.add.reduceat(log_p, starts, axis=0) / np.asarray(sizes)[:, None])
-        return Q / Q.sum(axis=1, keepdims=True)
+        return combine_copies(self.predict_proba_features(np.vstack(item_rows)), [len(r) for r in item_rows])
 
     # -- one input ------------------------------------------------------------------------------
     def _predict_one(self, source: Any, sr: int | None = None) -> dict:
