@@ -22,7 +22,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .._threads import one_thread
-from ..models._custom import combine_copies
+from ..models._custom import class_columns, combine_copies
 from ._shap import ExplanationError, PipelineShap, ShapResult
 from ._words import SPACE_UNITS, feature_unit, level_word, plain_label, sentence
 
@@ -148,15 +148,14 @@ class Explainer:
         """``predict_proba`` of raw rows with one column per class of :attr:`classes` (a pipeline
         fitted without some classes gets zeros for them), as :class:`PipelineShap` aligns its values."""
         raw = np.asarray(self.pipeline.predict_proba(X), dtype=np.float64)
-        K = len(self.classes)
         codes = np.asarray(getattr(self.pipeline, "classes_", np.arange(raw.shape[1])))
-        if codes.dtype.kind in "iu" and codes.size == raw.shape[1] and codes.min() >= 0 and codes.max() < K:
-            idx = codes.astype(int)  # encoded classes: column k is class k
-        elif codes.size == raw.shape[1] and all(str(c) in self.classes for c in codes):
-            idx = np.array([self.classes.index(str(c)) for c in codes])
-        else:
-            raise ExplanationError(f"the model's classes {codes.tolist()} do not match the {K} classes {self.classes}")
-        out = np.zeros((raw.shape[0], K))
+        try:
+            if codes.size != raw.shape[1]:
+                raise ValueError(f"the model's classes {codes.tolist()} do not match its {raw.shape[1]} probability columns")
+            idx = class_columns(codes, self.classes)
+        except ValueError as exc:
+            raise ExplanationError(f"{exc} ({self.classes})") from None
+        out = np.zeros((raw.shape[0], len(self.classes)))
         out[:, idx] = raw
         return out
 

@@ -83,6 +83,29 @@ def _item_list(items: Iterable[Any]) -> list:
     return list(items)
 
 
+def class_columns(pipeline_classes: Sequence, classes: Sequence[str]) -> np.ndarray:
+    """Index in ``classes`` of each column of a pipeline's ``predict_proba``: encoded classes are
+    positions, labels are looked up. ``ValueError`` names what does not fit.
+
+    Examples
+    --------
+    >>> class_columns(np.array([0, 2]), ["angry", "calm", "sad"]).tolist()
+    [0, 2]
+    >>> class_columns(np.array(["sad", "angry"]), ["angry", "calm", "sad"]).tolist()
+    [2, 0]
+    """
+    pipeline_classes = np.asarray(pipeline_classes)
+    if pipeline_classes.dtype.kind in "iu":
+        if pipeline_classes.size and (pipeline_classes.min() < 0 or pipeline_classes.max() >= len(classes)):
+            raise ValueError(f"the model's classes {pipeline_classes.tolist()} do not match its {len(classes)} labels")
+        return pipeline_classes.astype(int)
+    index = {str(c): i for i, c in enumerate(classes)}
+    try:
+        return np.array([index[str(c)] for c in pipeline_classes])
+    except KeyError as exc:
+        raise ValueError(f"the model predicts class {exc} unknown to its labels") from None
+
+
 def combine_copies(P: np.ndarray, sizes: Sequence[int]) -> np.ndarray:
     """One probability row per item from its consecutive rows of ``P`` (``sizes[i]`` rows for item
     ``i``: a clip, then its test-time speed copies): their normalised geometric mean.
@@ -278,16 +301,10 @@ class CustomEmotionModel:
             raise IncompatibleBundleError(
                 f"{self.path.name}: the model takes {n_in} features but the bundle lists {len(self.feature_names)}; retrain it"
             )
-        pipe_classes = np.asarray(getattr(self.pipeline, "classes_", np.arange(len(self.classes_))))
-        if pipe_classes.dtype.kind in "iu":
-            if pipe_classes.min() < 0 or pipe_classes.max() >= len(self.classes_):
-                raise BundleError(f"{self.path.name}: the model's classes {pipe_classes.tolist()} do not match its label encoder")
-            return pipe_classes.astype(int)
-        index = {c: i for i, c in enumerate(self.classes_)}
         try:
-            return np.array([index[str(c)] for c in pipe_classes])
-        except KeyError as exc:
-            raise BundleError(f"{self.path.name}: the model predicts class {exc} unknown to its label encoder") from None
+            return class_columns(getattr(self.pipeline, "classes_", np.arange(len(self.classes_))), self.classes_.tolist())
+        except ValueError as exc:
+            raise BundleError(f"{self.path.name}: {exc} (its label encoder)") from None
 
     def _checked_fast_proba(self):
         """The compiled ``predict_proba`` if it reproduces scikit-learn on the bundle's background
