@@ -146,13 +146,13 @@ def run_train(args: argparse.Namespace) -> int:
         n_err = len(manifest.attrs.get("errors", []))
         if n_err:
             print(f"{n_err} file(s) skipped (see {manifest_path.with_suffix('.errors.csv')})", file=sys.stderr)
+        fits = None if args.no_fit_cache else cache_dir / "fits"
         trainer = EmotionTrainer(task=args.task, models=args.models, n_splits=args.folds, random_state=args.seed,
                                  n_jobs=args.n_jobs, progress=progress,
                                  sentiment_from_emotions=not args.sentiment_direct,
-                                 speaker_normalization=args.speaker_normalize,
-                                 memory=None if args.no_fit_cache else cache_dir / "fits").fit(manifest)
-        if not args.no_fit_cache:
-            _bound_fit_cache(cache_dir / "fits")
+                                 speaker_normalization=args.speaker_normalize, memory=fits).fit(manifest)
+        if fits is not None:
+            _bound_fit_cache(fits)
         written = trainer.save_bundles(out, formats=args.formats, command=command)
         robustness = None
         if args.robustness:
