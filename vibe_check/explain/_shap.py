@@ -437,8 +437,15 @@ class PipelineShap:
             if self._groups is not None:
                 values, base = values @ self._groups, base @ self._groups
             return values, base
+        return self._single_model(X)
+
+    def _single_model(self, X: np.ndarray, *, mean_of_rows: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """One model's values of raw rows, in its native space and then the output space; with
+        ``mean_of_rows``, the native values' mean over the rows (one answer, see :meth:`combined`)."""
         Xs = self._transform.transform(X) if self._transform is not None else X
         values, base = self._clf(Xs)
+        if mean_of_rows:
+            values, base = values.mean(axis=0, keepdims=True), base.mean(axis=0, keepdims=True)
         if self._to_probability:
             values, base = logits_to_probability_shap(values, base)
         return self._align(values, base)
@@ -471,12 +478,7 @@ class PipelineShap:
         if not self.combines_exactly:
             values, base = self(X)
             return values.mean(axis=0, keepdims=True), base.mean(axis=0, keepdims=True)
-        Xs = self._transform.transform(X) if self._transform is not None else X
-        values, base = self._clf(Xs)
-        values, base = values.mean(axis=0, keepdims=True), base.mean(axis=0, keepdims=True)
-        if self._to_probability:
-            values, base = logits_to_probability_shap(values, base)
-        return self._align(values, base)
+        return self._single_model(X, mean_of_rows=True)
 
     def _align(self, values: np.ndarray, base: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         classes = self._clf.classes
